@@ -9,21 +9,32 @@ import { z } from 'zod';
 
 export const PROXY_CONFIG_VERSION = 'weft.dev/v1alpha1';
 
-// RFC 9110 token (header names), and a value without CR/LF/NUL (header injection).
+// RFC 9110 token (header names), and a value without CR/LF/NUL (header injection) or any other
+// character Node's http refuses (it would throw ERR_INVALID_CHAR on every request, not at load).
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const HEADER_VALUE = /^[^\r\n\0]*$/;
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 // RFC 1123 hostname, optionally with one leading `*.` label (Gateway API Hostname).
 const HOSTNAME = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const PRECISE_HOSTNAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const SPIFFE_ID = /^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*$/;
 
 const Port = z.int().min(1).max(65535);
 const Millis = z.int().min(0);
 const HeaderName = z.string().regex(HEADER_NAME, 'not a valid HTTP header name');
-const HeaderValue = z.string().regex(HEADER_VALUE, 'header value must not contain CR, LF or NUL');
+const HeaderValue = z
+  .string()
+  .regex(
+    HEADER_VALUE,
+    'header value must not contain CR, LF, NUL, other control characters or characters above U+00FF',
+  );
 const Hostname = z.string().max(253).regex(HOSTNAME, 'not a valid hostname (RFC 1123, optional leading "*.")');
+/** Gateway API PreciseHostname: no wildcard (a Location header or a Service DNS name cannot be one). */
+const PreciseHostname = z.string().max(253).regex(PRECISE_HOSTNAME, 'not a valid hostname (RFC 1123, no wildcard)');
 /** A virtual host domain: a hostname, a `*.` wildcard, or `*` for any host. */
-const Domain = z.union([z.literal('*'), Hostname]);
-const IP = z.union([z.ipv4(), z.ipv6()]);
+const Domain = z.union([z.literal('*'), Hostname], {
+  error: 'not a valid domain ("*", or an RFC 1123 hostname with optional leading "*.")',
+});
+const IP = z.union([z.ipv4(), z.ipv6()], { error: 'not a valid IPv4 or IPv6 address' });
 const Key = z.string().min(1).max(512);
 
 export const HeaderModifierSchema = z.strictObject({
@@ -64,14 +75,14 @@ export const PathModifierSchema = z.discriminatedUnion('type', [
  */
 export const RedirectSchema = z.strictObject({
   scheme: z.enum(['http', 'https']).optional(),
-  hostname: Hostname.optional(),
+  hostname: PreciseHostname.optional(),
   port: Port.optional(),
   path: PathModifierSchema.optional(),
-  statusCode: z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)]),
+  statusCode: z.literal([301, 302, 303, 307, 308]),
 });
 
 export const RewriteSchema = z.strictObject({
-  hostname: Hostname.optional(),
+  hostname: PreciseHostname.optional(),
   path: PathModifierSchema.optional(),
 });
 
@@ -191,7 +202,7 @@ export const OutboundServiceSchema = z.strictObject({
   /** `namespace/name` of the Service. */
   service: Key,
   /** DNS names a client may use for it: name, name.ns, name.ns.svc, name.ns.svc.<cluster domain>. */
-  hostnames: z.array(Hostname),
+  hostnames: z.array(PreciseHostname),
   clusterIPs: z.array(IP),
   ports: z.array(
     z.strictObject({
@@ -267,7 +278,12 @@ export const ProxyConfigSchema = z.strictObject({
   apiVersion: z.literal(PROXY_CONFIG_VERSION),
   proxy: z.strictObject({
     /** `sidecar:namespace/pod` or `edge:namespace/gateway`. */
-    id: z.string().regex(/^(sidecar|edge):[a-z0-9]([-a-z0-9.]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/),
+    id: z
+      .string()
+      .regex(
+        /^(sidecar|edge):[a-z0-9]([-a-z0-9.]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/,
+        'must be "sidecar:<namespace>/<pod>" or "edge:<namespace>/<gateway>"',
+      ),
     mode: z.enum(['sidecar', 'edge']),
     namespace: z.string().min(1),
     name: z.string().min(1),
@@ -276,7 +292,9 @@ export const ProxyConfigSchema = z.strictObject({
     identity: z.string().regex(SPIFFE_ID, 'not a SPIFFE ID').optional(),
   }),
   trust: z.strictObject({
-    trustDomain: z.string().regex(/^[a-z0-9._-]+$/),
+    trustDomain: z
+      .string()
+      .regex(/^[a-z0-9._-]+$/, 'not a valid trust domain (lowercase letters, digits, ".", "_", "-")'),
     /** PEM bundle of trusted roots; absent when the proxy reads it from a file it was given. */
     rootCAs: z.string().optional(),
   }),
