@@ -1,0 +1,479 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
+import type { ResourceSnapshot } from '../resources/snapshot.ts';
+import {
+  GATEWAY_GROUP,
+  type Gateway,
+  type GatewayClass,
+  type LabelSelector,
+  type Listener,
+  type Secret,
+} from '../resources/types.ts';
+import { cond, Reason } from './conditions.ts';
+import { SUPPORTED_FEATURES } from './features.ts';
+import { referenceAllowed } from './reference-grant.ts';
+import type { ConditionOut, GatewayClassStatusOut, ListenerStatusOut } from './types.ts';
+
+/** Route kinds a listener of each protocol can carry. GRPCRoute is parsed but not yet routed, so not listed. */
+const ROUTE_KINDS: Record<string, string[]> = { HTTP: ['HTTPRoute'], HTTPS: ['HTTPRoute'] };
+
+export interface ListenerState {
+  gateway: GatewayState;
+  listener: Listener;
+  /** `namespace/gateway/listener`. */
+  key: string;
+  hostname?: string;
+  supportedKinds: string[];
+  accepted: ConditionOut;
+  resolvedRefs: ConditionOut;
+  conflicted: ConditionOut;
+  /** Secret keys (`namespace/name`) of the listener's certificates, resolved and valid. */
+  certificates: { key: string; certChain: string; privateKey: string }[];
+  /** Whether the listener gets data-plane configuration. */
+  programmable: boolean;
+  attachedRoutes: number;
+}
+
+export interface GatewayState {
+  gateway: Gateway;
+  key: string;
+  generation: number;
+  accepted: boolean;
+  conditions: ConditionOut[];
+  addresses: { type: string; value: string }[];
+  listeners: ListenerState[];
+}
+
+export function gatewayClassStatus(gc: GatewayClass): { status: GatewayClassStatusOut; accepted: boolean } {
+  const gen = gc.metadata.generation ?? 1;
+  let accepted = cond('Accepted', true, Reason.Accepted, 'GatewayClass is accepted by weft', gen);
+  if (gc.spec.parametersRef) {
+    const p = gc.spec.parametersRef;
+    // weft's ProxySettings kind arrives with the Kubernetes work; until then any parametersRef is refused loudly.
+    accepted = cond(
+      'Accepted',
+      false,
+      Reason.InvalidParameters,
+      `parametersRef ${p.group}/${p.kind} ${p.name} is not a parameters kind weft supports`,
+      gen,
+    );
+  }
+  return {
+    accepted: accepted.status === 'True',
+    status: {
+      kind: 'GatewayClass',
+      name: gc.metadata.name,
+      generation: gen,
+      status: {
+        conditions: [
+          accepted,
+          cond('SupportedVersion', true, Reason.SupportedVersion, 'Gateway API v1 is supported', gen),
+        ],
+        supportedFeatures: SUPPORTED_FEATURES.map((name) => ({ name })),
+      },
+    },
+  };
+}
+
+export interface GatewayOptions {
+  usableAddresses?: string[];
+}
+
+/** Validates a Gateway and its listeners; route attachment fills in `attachedRoutes` afterwards. */
+export function buildGateway(snapshot: ResourceSnapshot, gw: Gateway, opts: GatewayOptions): GatewayState {
+  const ns = gw.metadata.namespace ?? 'default';
+  const gen = gw.metadata.generation ?? 1;
+  const state: GatewayState = {
+    gateway: gw,
+    key: `${ns}/${gw.metadata.name}`,
+    generation: gen,
+    accepted: true,
+    conditions: [],
+    addresses: [],
+    listeners: [],
+  };
+
+  for (const l of gw.spec.listeners ?? []) state.listeners.push(buildListener(snapshot, state, l, gen));
+  markConflicts(state.listeners, gen);
+
+  // Gateway-level problems.
+  let accepted: ConditionOut | undefined;
+  if (gw.spec.infrastructure && (gw.spec.infrastructure as { parametersRef?: unknown }).parametersRef) {
+    const p = (gw.spec.infrastructure as { parametersRef: { group: string; kind: string; name: string } })
+      .parametersRef;
+    accepted = cond(
+      'Accepted',
+      false,
+      Reason.InvalidParameters,
+      `infrastructure.parametersRef ${p.group}/${p.kind} ${p.name} is not a parameters kind weft supports`,
+      gen,
+    );
+  }
+  if (!accepted && gw.spec.tls?.backend !== undefined)
+    accepted = cond(
+      'Accepted',
+      false,
+      Reason.UnsupportedValue,
+      'spec.tls.backend (client certificates to backends) is not supported by weft',
+      gen,
+    );
+
+  // Static addresses: types weft understands are IPAddress; usability from the configured pool.
+  const specAddresses = gw.spec.addresses ?? [];
+  let programmedProblem: ConditionOut | undefined;
+  if (!accepted) {
+    for (const a of specAddresses) {
+      const type = a.type ?? 'IPAddress';
+      if (type !== 'IPAddress' || !isIP(a.value)) {
+        accepted = cond(
+          'Accepted',
+          false,
+          Reason.UnsupportedAddress,
+          `address ${type} "${a.value}" is not supported: weft assigns IPAddress addresses only`,
+          gen,
+        );
+        break;
+      }
+    }
+  }
+  if (!accepted && specAddresses.length > 0) {
+    const unusable = specAddresses.filter((a) => !addressUsable(a.value, opts.usableAddresses));
+    if (unusable.length > 0)
+      programmedProblem = cond(
+        'Programmed',
+        false,
+        Reason.AddressNotUsable,
+        `address ${unusable.map((a) => a.value).join(', ')} cannot be assigned`,
+        gen,
+      );
+    else state.addresses = specAddresses.map((a) => ({ type: a.type ?? 'IPAddress', value: a.value }));
+  } else if (!accepted) {
+    state.addresses = provisionedAddresses(snapshot, gw);
+    if (state.addresses.length === 0)
+      programmedProblem = cond(
+        'Programmed',
+        false,
+        Reason.AddressNotAssigned,
+        'no address assigned yet: the Gateway Service has no address',
+        gen,
+      );
+  }
+
+  const validListeners = state.listeners.filter((l) => l.accepted.status === 'True');
+  const allFine = state.listeners.every(
+    (l) => l.accepted.status === 'True' && l.resolvedRefs.status === 'True' && l.conflicted.status === 'False',
+  );
+  if (!accepted) {
+    if (state.listeners.length > 0 && validListeners.length === 0)
+      accepted = cond('Accepted', false, Reason.ListenersNotValid, 'no listener is valid', gen);
+    else if (!allFine) accepted = cond('Accepted', true, Reason.ListenersNotValid, 'some listeners are not valid', gen);
+    else accepted = cond('Accepted', true, Reason.Accepted, 'Gateway is accepted', gen);
+  }
+  state.accepted = accepted.status === 'True';
+  if (!state.accepted) for (const l of state.listeners) l.programmable = false;
+
+  const programmed = !state.accepted
+    ? cond('Programmed', false, Reason.Invalid, 'Gateway is not accepted', gen)
+    : (programmedProblem ?? cond('Programmed', true, Reason.Programmed, 'Gateway is programmed', gen));
+  // A pending or unusable address does not stop the proxies from being configured: listeners stay programmed.
+  state.conditions = [accepted, programmed];
+  return state;
+}
+
+function buildListener(snapshot: ResourceSnapshot, gw: GatewayState, l: Listener, gen: number): ListenerState {
+  const ns = gw.gateway.metadata.namespace ?? 'default';
+  const state: ListenerState = {
+    gateway: gw,
+    listener: l,
+    key: `${gw.key}/${l.name}`,
+    supportedKinds: [],
+    accepted: cond('Accepted', true, Reason.Accepted, 'Listener is accepted', gen),
+    resolvedRefs: cond('ResolvedRefs', true, Reason.ResolvedRefs, 'All references resolved', gen),
+    conflicted: cond('Conflicted', false, Reason.NoConflicts, 'No conflicts', gen),
+    certificates: [],
+    programmable: true,
+    attachedRoutes: 0,
+  };
+  if (l.hostname) state.hostname = l.hostname.toLowerCase();
+  const kinds = ROUTE_KINDS[l.protocol];
+  if (!kinds) {
+    state.accepted = cond(
+      'Accepted',
+      false,
+      Reason.UnsupportedProtocol,
+      `protocol ${l.protocol} is not supported (HTTP, HTTPS)`,
+      gen,
+    );
+    state.programmable = false;
+    return state;
+  }
+
+  // allowedRoutes.kinds: the supported subset, and InvalidRouteKinds for the rest.
+  if (l.allowedRoutes?.kinds && l.allowedRoutes.kinds.length > 0) {
+    const bad: string[] = [];
+    for (const k of l.allowedRoutes.kinds) {
+      const group = k.group ?? GATEWAY_GROUP;
+      if (group === GATEWAY_GROUP && kinds.includes(k.kind)) {
+        if (!state.supportedKinds.includes(k.kind)) state.supportedKinds.push(k.kind);
+      } else bad.push(`${group}/${k.kind}`);
+    }
+    if (bad.length > 0)
+      state.resolvedRefs = cond(
+        'ResolvedRefs',
+        false,
+        Reason.InvalidRouteKinds,
+        `route kinds not supported on ${l.protocol}: ${bad.join(', ')}`,
+        gen,
+      );
+  } else state.supportedKinds = [...kinds];
+
+  if (l.protocol === 'HTTPS') {
+    const tls = l.tls;
+    if (
+      gw.gateway.spec.tls?.frontend !== undefined ||
+      (tls as { frontendValidation?: unknown } | undefined)?.frontendValidation
+    ) {
+      state.accepted = cond(
+        'Accepted',
+        false,
+        Reason.UnsupportedValue,
+        'client certificate validation (frontend TLS) is not supported by weft',
+        gen,
+      );
+      state.programmable = false;
+    }
+    if (!tls || (tls.mode ?? 'Terminate') !== 'Terminate') {
+      state.accepted = cond('Accepted', false, Reason.UnsupportedValue, 'HTTPS listeners need tls.mode Terminate', gen);
+      state.programmable = false;
+    } else if (tls.options && Object.keys(tls.options).length > 0) {
+      state.accepted = cond(
+        'Accepted',
+        false,
+        Reason.UnsupportedValue,
+        `tls.options ${Object.keys(tls.options).join(', ')} are not supported`,
+        gen,
+      );
+      state.programmable = false;
+    }
+    const refs = tls?.certificateRefs ?? [];
+    const problems: { reason: string; message: string }[] = [];
+    if (refs.length === 0)
+      problems.push({ reason: Reason.InvalidCertificateRef, message: 'HTTPS listener has no certificateRefs' });
+    for (const ref of refs) {
+      const group = ref.group ?? '';
+      const kind = ref.kind ?? 'Secret';
+      const sns = ref.namespace ?? ns;
+      if (group !== '' || kind !== 'Secret') {
+        problems.push({
+          reason: Reason.InvalidCertificateRef,
+          message: `certificateRef ${group || 'core'}/${kind} ${ref.name} is not a Secret`,
+        });
+        continue;
+      }
+      if (
+        !referenceAllowed(
+          snapshot,
+          { group: GATEWAY_GROUP, kind: 'Gateway', namespace: ns },
+          { group: '', kind: 'Secret', namespace: sns, name: ref.name },
+        )
+      ) {
+        problems.push({
+          reason: Reason.RefNotPermitted,
+          message: `certificateRef to Secret ${sns}/${ref.name} is not permitted by any ReferenceGrant`,
+        });
+        continue;
+      }
+      const secret = snapshot.get('Secret', `${sns}/${ref.name}`);
+      if (!secret) {
+        problems.push({ reason: Reason.InvalidCertificateRef, message: `Secret ${sns}/${ref.name} not found` });
+        continue;
+      }
+      const pair = tlsPair(secret);
+      if (typeof pair === 'string') {
+        problems.push({ reason: Reason.InvalidCertificateRef, message: `Secret ${sns}/${ref.name}: ${pair}` });
+        continue;
+      }
+      state.certificates.push({ key: `${sns}/${ref.name}`, ...pair });
+    }
+    if (problems.length > 0) {
+      state.resolvedRefs = cond(
+        'ResolvedRefs',
+        false,
+        problems[0].reason,
+        problems.map((p) => p.message).join('; '),
+        gen,
+      );
+      state.programmable = false;
+    }
+  } else if (l.tls) {
+    state.accepted = cond('Accepted', false, Reason.UnsupportedValue, 'tls is only valid on HTTPS listeners', gen);
+    state.programmable = false;
+  }
+  if (state.resolvedRefs.status === 'False') state.programmable = false;
+  return state;
+}
+
+/** Reads and checks a kubernetes.io/tls Secret: PEM certificate chain and private key that parse. */
+function tlsPair(secret: Secret): { certChain: string; privateKey: string } | string {
+  const read = (k: string): string | undefined => {
+    if (secret.stringData?.[k] !== undefined) return secret.stringData[k];
+    const b64 = secret.data?.[k];
+    return b64 === undefined ? undefined : Buffer.from(b64, 'base64').toString('utf8');
+  };
+  const certChain = read('tls.crt');
+  const privateKey = read('tls.key');
+  if (!certChain || !privateKey) return 'needs tls.crt and tls.key';
+  try {
+    new X509Certificate(certChain);
+  } catch {
+    return 'tls.crt is not a PEM certificate';
+  }
+  try {
+    createPrivateKey(privateKey);
+  } catch {
+    return 'tls.key is not a PEM private key';
+  }
+  return { certChain, privateKey };
+}
+
+/**
+ * Listener conflicts (ListenerConditionConflicted): on one port, HTTP and HTTPS conflict by
+ * protocol; two listeners of one protocol with the same hostname (or both without) conflict by
+ * hostname. Conflicted listeners are not programmed.
+ */
+function markConflicts(listeners: ListenerState[], gen: number): void {
+  const byPort = new Map<number, ListenerState[]>();
+  for (const l of listeners) {
+    if (!ROUTE_KINDS[l.listener.protocol]) continue;
+    const list = byPort.get(l.listener.port) ?? [];
+    list.push(l);
+    byPort.set(l.listener.port, list);
+  }
+  for (const list of byPort.values()) {
+    const protocols = new Set(list.map((l) => l.listener.protocol));
+    if (protocols.size > 1) {
+      for (const l of list) {
+        l.conflicted = cond(
+          'Conflicted',
+          true,
+          Reason.ProtocolConflict,
+          `port ${l.listener.port} is used with protocols ${[...protocols].join(', ')}`,
+          gen,
+        );
+        l.programmable = false;
+      }
+      continue;
+    }
+    const byHost = new Map<string, ListenerState[]>();
+    for (const l of list) {
+      const h = l.hostname ?? '';
+      byHost.set(h, [...(byHost.get(h) ?? []), l]);
+    }
+    for (const [h, same] of byHost) {
+      if (same.length < 2) continue;
+      for (const l of same) {
+        l.conflicted = cond(
+          'Conflicted',
+          true,
+          Reason.HostnameConflict,
+          `hostname "${h || '(any)'}" is used by ${same.length} listeners on port ${l.listener.port}`,
+          gen,
+        );
+        l.programmable = false;
+      }
+    }
+  }
+}
+
+/** The address of the Service weft provisions for a Gateway (labelled with its name), load balancer first. */
+function provisionedAddresses(snapshot: ResourceSnapshot, gw: Gateway): { type: string; value: string }[] {
+  const ns = gw.metadata.namespace ?? 'default';
+  for (const svc of snapshot.inNamespace('Service', ns)) {
+    if (svc.metadata.labels?.['gateway.networking.k8s.io/gateway-name'] !== gw.metadata.name) continue;
+    const out: { type: string; value: string }[] = [];
+    for (const ing of svc.status?.loadBalancer?.ingress ?? []) {
+      if (ing.ip) out.push({ type: 'IPAddress', value: ing.ip });
+      else if (ing.hostname) out.push({ type: 'Hostname', value: ing.hostname });
+    }
+    if (out.length === 0 && svc.spec.clusterIP && svc.spec.clusterIP !== 'None')
+      out.push({ type: 'IPAddress', value: svc.spec.clusterIP });
+    if (out.length > 0) return out;
+  }
+  return [];
+}
+
+function addressUsable(value: string, pool: string[] | undefined): boolean {
+  if (!pool) return true;
+  return pool.some((entry) => (entry.includes('/') ? inCidr(value, entry) : entry === value));
+}
+
+function inCidr(ip: string, cidr: string): boolean {
+  const [base, bitsText] = cidr.split('/');
+  const bits = Number(bitsText);
+  if (isIP(ip) !== 4 || isIP(base) !== 4) return false;
+  const toInt = (a: string) => a.split('.').reduce((n, o) => (n << 8) + Number(o), 0) >>> 0;
+  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+  return (toInt(ip) & mask) === (toInt(base) & mask);
+}
+
+export function listenerStatus(l: ListenerState): ListenerStatusOut {
+  const gen = l.gateway.generation;
+  const why = !l.gateway.accepted
+    ? 'the Gateway is not accepted'
+    : [l.accepted, l.resolvedRefs, l.conflicted]
+        .filter((c) => (c.type === 'Conflicted' ? c.status === 'True' : c.status === 'False'))
+        .map((c) => `${c.type}: ${c.message}`)
+        .join('; ');
+  const programmed = l.programmable
+    ? cond('Programmed', true, Reason.Programmed, 'Listener is programmed', gen)
+    : cond('Programmed', false, Reason.Invalid, `Listener is not programmed: ${why}`, gen);
+  return {
+    name: l.listener.name,
+    supportedKinds: l.supportedKinds.map((kind) => ({ group: GATEWAY_GROUP, kind })),
+    attachedRoutes: l.attachedRoutes,
+    conditions: [l.accepted, programmed, l.resolvedRefs, l.conflicted],
+  };
+}
+
+/** Whether a route in `routeNs` may attach to the listener by `allowedRoutes.namespaces`. */
+export function namespaceAllowed(snapshot: ResourceSnapshot, l: ListenerState, routeNs: string): boolean {
+  const gwNs = l.gateway.gateway.metadata.namespace ?? 'default';
+  const from = l.listener.allowedRoutes?.namespaces?.from ?? 'Same';
+  if (from === 'All') return true;
+  if (from === 'Same') return routeNs === gwNs;
+  if (from === 'Selector') {
+    const sel = l.listener.allowedRoutes?.namespaces?.selector;
+    if (!sel) return false;
+    const labels = {
+      'kubernetes.io/metadata.name': routeNs,
+      ...(snapshot.get('Namespace', routeNs)?.metadata.labels ?? {}),
+    };
+    return selectorMatches(sel, labels);
+  }
+  return false;
+}
+
+export function selectorMatches(sel: LabelSelector, labels: Record<string, string>): boolean {
+  for (const [k, v] of Object.entries(sel.matchLabels ?? {})) if (labels[k] !== v) return false;
+  for (const e of sel.matchExpressions ?? []) {
+    const has = Object.hasOwn(labels, e.key);
+    const v = labels[e.key];
+    switch (e.operator) {
+      case 'In':
+        if (!has || !(e.values ?? []).includes(v)) return false;
+        break;
+      case 'NotIn':
+        if (has && (e.values ?? []).includes(v)) return false;
+        break;
+      case 'Exists':
+        if (!has) return false;
+        break;
+      case 'DoesNotExist':
+        if (has) return false;
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
