@@ -8,6 +8,8 @@ import test from 'ava';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const skipDirs = new Set(['node_modules', '.git']);
+// Ignored by .gitignore: scratch output, not source.
+const skipRootDirs = new Set(['tmp', 'build', '.weft']);
 const tsFile = /\.[mc]?ts$/;
 
 interface ImportRef {
@@ -181,7 +183,7 @@ function findImports(source: string): ImportRef[] {
 function listTsFiles(dir: string): string[] {
   const files: string[] = [];
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    if (skipDirs.has(entry.name)) continue;
+    if (skipDirs.has(entry.name) || (dir === root && skipRootDirs.has(entry.name))) continue;
     const path = join(dir, entry.name);
     if (entry.isDirectory()) files.push(...listTsFiles(path));
     else if (entry.isFile() && tsFile.test(entry.name)) files.push(path);
