@@ -286,8 +286,9 @@ function semanticIssues(config: ProxyConfig): ConfigIssue[] {
     const { match } = route;
     if (match.path) {
       if (match.path.type === 'RegularExpression') checkRegex(`${rp}.match.path.value`, match.path.value);
-      else if (!match.path.value.startsWith('/')) {
-        add(`${rp}.match.path.value`, `a ${match.path.type} path must start with "/"`);
+      else {
+        const problem = pathValueProblem(match.path.value);
+        if (problem !== undefined) add(`${rp}.match.path.value`, `a ${match.path.type} path ${problem}`);
       }
     }
     match.headers.forEach((h, hi) => {
@@ -344,6 +345,20 @@ function semanticIssues(config: ProxyConfig): ConfigIssue[] {
     });
   }
   return issues;
+}
+
+// Gateway API HTTPPathMatch rules for Exact and PathPrefix values: the proxy matches requests in
+// normal form, so a configured value must already be one (and `%00` is refused like in requests).
+const PATH_CHARS = /^(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|%[0-9a-fA-F]{2})+$/;
+
+function pathValueProblem(value: string): string | undefined {
+  if (!value.startsWith('/')) return 'must start with "/"';
+  if (!PATH_CHARS.test(value)) return 'may contain only RFC 3986 path characters and %-escapes';
+  for (const bad of ['//', '/./', '/../', '%2f', '%2F', '%00']) {
+    if (value.includes(bad)) return `must not contain ${q(bad)}`;
+  }
+  if (value.endsWith('/.') || value.endsWith('/..')) return 'must not end with a "." or ".." segment';
+  return undefined;
 }
 
 /** One spelling per address, so `::1` and `0:0:0:0:0:0:0:1` collide. */

@@ -587,14 +587,35 @@ test('every RegularExpression match compiles in weft’s dialect', (t) => {
   t.true(issues.every((i) => i.reason.includes('lookbehind')));
 });
 
-test('Exact and PathPrefix paths start with "/"', (t) => {
-  only(
-    t,
+test('Exact and PathPrefix paths follow the Gateway API path rules', (t) => {
+  const cases: [string, string][] = [
+    ['broken', 'must start with "/"'],
+    ['/a b', 'only RFC 3986 path characters'],
+    ['/a#b', 'only RFC 3986 path characters'],
+    ['/a\\b', 'only RFC 3986 path characters'],
+    ['/a/%zz', 'only RFC 3986 path characters'],
+    ['/a//b', 'must not contain "//"'],
+    ['/a/../b', 'must not contain "/../"'],
+    ['/a%2Fb', 'must not contain "%2F"'],
+    ['/a%00', 'must not contain "%00"'],
+    ['/a/..', 'must not end with'],
+    ['/a/.', 'must not end with'],
+  ];
+  for (const [value, reason] of cases) {
+    only(
+      t,
+      issuesAfter((c) => {
+        c.routeTables['shop/reviews:9080'].virtualHosts[0].routes[0].match.path.value = value;
+      }),
+      'routeTables["shop/reviews:9080"].virtualHosts[0].routes[0].match.path.value',
+      reason,
+    );
+  }
+  t.deepEqual(
     issuesAfter((c) => {
-      c.routeTables['shop/reviews:9080'].virtualHosts[0].routes[0].match.path.value = 'broken';
+      c.routeTables['shop/reviews:9080'].virtualHosts[0].routes[0].match.path.value = "/a/b.c/~x/%41;v=1:@!$&'()*+,";
     }),
-    'routeTables["shop/reviews:9080"].virtualHosts[0].routes[0].match.path.value',
-    'must start with "/"',
+    [],
   );
 });
 
