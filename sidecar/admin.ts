@@ -1,0 +1,58 @@
+// The admin port: liveness, readiness and a dump of the config being served. Metrics,
+// /shutdown (drain) and the mesh certificate's part in readiness are later work.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { ProxyConfig } from './config/proxy-config.ts';
+
+export interface AdminSource {
+  /** The config being served, or undefined before the first valid one. */
+  config(): ProxyConfig | undefined;
+}
+
+const REDACTED = '[redacted]';
+
+/** The config with every private key replaced, safe to show to whoever reaches the admin port. */
+export function redactConfig(config: ProxyConfig): ProxyConfig {
+  const tlsCertificates: ProxyConfig['tlsCertificates'] = {};
+  for (const [key, cert] of Object.entries(config.tlsCertificates)) {
+    tlsCertificates[key] = { certChain: cert.certChain, privateKey: REDACTED };
+  }
+  return { ...config, tlsCertificates };
+}
+
+function send(res: ServerResponse, status: number, type: string, body: string): void {
+  res.writeHead(status, {
+    'content-type': type,
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+export function createAdminServer(source: AdminSource): Server {
+  return createServer(
+    { headersTimeout: 10_000, requestTimeout: 30_000 },
+    (req: IncomingMessage, res: ServerResponse) => {
+      const path = (req.url ?? '/').split('?')[0];
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
+        return;
+      }
+      const config = source.config();
+      switch (path) {
+        case '/live':
+          send(res, 200, 'text/plain; charset=utf-8', 'live\n');
+          return;
+        case '/ready':
+          if (config) send(res, 200, 'text/plain; charset=utf-8', 'ready\n');
+          else send(res, 503, 'text/plain; charset=utf-8', 'no valid config yet\n');
+          return;
+        case '/config_dump':
+          if (config) send(res, 200, 'application/json', `${JSON.stringify(redactConfig(config), null, 2)}\n`);
+          else send(res, 503, 'text/plain; charset=utf-8', 'no valid config yet\n');
+          return;
+        default:
+          send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
+      }
+    },
+  );
+}

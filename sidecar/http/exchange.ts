@@ -1,0 +1,137 @@
+// The forwarding half of a request, shared by every listener: body handling, mirrors, the
+// request timeout, the backend exchange, and streaming the response back with its filters.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream';
+import type { Logger } from 'pino';
+import { ProxyError, ProxyErrorCode } from '../errors.ts';
+import type { CompiledMirror } from '../filters/compiled-filters.ts';
+import { addCorsResponseHeaders, type CompiledCors } from '../filters/cors.ts';
+import { applyHeaderModifier, type CompiledHeaderModifier, type HeaderMap } from '../filters/header-modifier.ts';
+import { mirrorChosen, sendMirror } from '../filters/mirror.ts';
+import type { CompiledRetry } from '../router/route-table.ts';
+import type { CompiledCluster } from '../upstream/cluster.ts';
+import { AbortReason, dispatch } from '../upstream/dispatch.ts';
+import type { Forwarder } from '../upstream/forwarder.ts';
+import { downstreamResponseHeaders } from './hygiene.ts';
+import { replyError } from './local-reply.ts';
+
+export interface Runtime {
+  readonly forwarder: Forwarder;
+  readonly log: Logger;
+}
+
+export interface ExchangePlan {
+  readonly kind: 'forward';
+  cluster: CompiledCluster;
+  /** Path with query string, as sent upstream. */
+  path: string;
+  /** Upstream request headers, `host` included. */
+  headers: HeaderMap;
+  retry: CompiledRetry | undefined;
+  requestTimeoutMs: number;
+  backendTimeoutMs: number;
+  mirrors: readonly CompiledMirror[];
+  /** Applied to the response in order (rule level, then backend level). */
+  responseHeaders: CompiledHeaderModifier | undefined;
+  backendResponseHeaders: CompiledHeaderModifier | undefined;
+  cors: CompiledCors | undefined;
+}
+
+/**
+ * Bodies up to this size are read into memory when a retry or a mirror needs to send them
+ * again; larger or unsized bodies are streamed once (no retry, mirror gets headers only).
+ */
+export const MAX_REPLAY_BODY = 64 * 1024;
+
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer | null> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.once('end', () => resolve(Buffer.concat(chunks)));
+    // The client went away mid-body: there is nobody to answer.
+    req.once('error', () => resolve(null));
+    req.once('close', () => {
+      if (!req.complete) resolve(null);
+    });
+  });
+}
+
+export async function exchange(rt: Runtime, req: IncomingMessage, res: ServerResponse, plan: ExchangePlan) {
+  const abort = new AbortController();
+  const onClose = () => {
+    if (!res.writableFinished) abort.abort(AbortReason.Client);
+  };
+  res.once('close', onClose);
+  const requestTimer =
+    plan.requestTimeoutMs > 0
+      ? setTimeout(() => abort.abort(AbortReason.RequestTimeout), plan.requestTimeoutMs)
+      : undefined;
+
+  let body: Buffer | IncomingMessage | null = null;
+  if (hasBody(req)) {
+    const length = Number(req.headers['content-length']);
+    const replay = plan.retry !== undefined || plan.mirrors.length > 0;
+    if (replay && req.headers['transfer-encoding'] === undefined && length <= MAX_REPLAY_BODY) {
+      body = await readBody(req);
+      if (body === null) {
+        clearTimeout(requestTimer);
+        return;
+      }
+    } else body = req;
+  }
+
+  const method = req.method!;
+  for (let i = 0; i < plan.mirrors.length; i++) {
+    const m = plan.mirrors[i];
+    if (mirrorChosen(m))
+      sendMirror(rt.forwarder, m, method, plan.path, plan.headers, Buffer.isBuffer(body) ? body : null);
+  }
+
+  const result = await dispatch(rt.forwarder, {
+    cluster: plan.cluster,
+    method,
+    path: plan.path,
+    headers: plan.headers,
+    body,
+    retry: plan.retry,
+    backendTimeoutMs: plan.backendTimeoutMs,
+    signal: abort.signal,
+  });
+  clearTimeout(requestTimer);
+  if (!result.ok) {
+    if (result.error === undefined) return; // the client left
+    if (result.error.code !== ProxyErrorCode.UpstreamTimeout) rt.log.debug({ err: result.error }, 'upstream failed');
+    // A body the upstream never read would keep the connection busy: drop it with the answer.
+    if (body === req && !req.complete) res.setHeader('connection', 'close');
+    replyError(res, result.error);
+    return;
+  }
+  const upstream = result.response;
+  if (abort.signal.aborted) {
+    upstream.body.destroy();
+    return;
+  }
+  const headers = downstreamResponseHeaders(upstream.headers);
+  if (plan.responseHeaders) applyHeaderModifier(headers, plan.responseHeaders);
+  if (plan.backendResponseHeaders) applyHeaderModifier(headers, plan.backendResponseHeaders);
+  const origin = req.headers.origin;
+  if (plan.cors && origin !== undefined) addCorsResponseHeaders(plan.cors, origin, headers);
+  try {
+    res.writeHead(upstream.statusCode, headers as Record<string, string | string[]>);
+  } catch (err) {
+    upstream.body.destroy();
+    replyError(
+      res,
+      new ProxyError(ProxyErrorCode.UpstreamConnect, 502, `invalid upstream response: ${(err as Error).message}`),
+    );
+    return;
+  }
+  pipeline(upstream.body, res, (err) => {
+    if (err && !abort.signal.aborted) rt.log.debug({ err }, 'response stream failed');
+  });
+}

@@ -1,0 +1,68 @@
+// Sidecar inbound: captured plaintext handed to the app on `appAddress`. The app port should
+// be the connection's original destination (capture, later work) or a port header that only
+// trusted peers may set (the mesh listener, later work). Until then the first `appPorts`
+// entry is used; without one the request is refused with 503 WEFT_ERR_NO_APP_PORT.
+import type { IncomingMessage } from 'node:http';
+import type { Listener } from '../config/proxy-config.ts';
+import { ProxyError, ProxyErrorCode } from '../errors.ts';
+import type { ExchangePlan } from '../http/exchange.ts';
+import { upstreamRequestHeaders } from '../http/hygiene.ts';
+import { parseTarget } from '../http/request-target.ts';
+import { normalizePath } from '../router/path.ts';
+import type { CompiledCluster } from '../upstream/cluster.ts';
+import type { EndpointRegistry } from '../upstream/endpoint-state.ts';
+
+type InboundListener = Extract<Listener, { kind: 'inbound' }>;
+
+export interface CompiledInboundListener {
+  readonly kind: 'inbound';
+  readonly name: string;
+  readonly acceptPlaintext: boolean;
+  /** The app as a one-endpoint cluster; undefined when the listener lists no app port. */
+  readonly app: CompiledCluster | undefined;
+}
+
+export function compileInboundListener(l: InboundListener, registry: EndpointRegistry): CompiledInboundListener {
+  const first = l.appPorts[0];
+  let app: CompiledCluster | undefined;
+  if (first !== undefined) {
+    const protocol = first.appProtocol === 'kubernetes.io/h2c' ? 'h2c' : 'http1';
+    app = {
+      key: `inbound:${l.name}`,
+      service: `inbound:${l.name}`,
+      protocol,
+      endpoints: [{ state: registry.get(l.appAddress, first.port, protocol), pod: undefined, identity: undefined }],
+    };
+  }
+  return { kind: 'inbound', name: l.name, acceptPlaintext: l.acceptPlaintext, app };
+}
+
+/** The exchange plan of an inbound request, or the error to answer it with. */
+export function resolveInbound(l: CompiledInboundListener, req: IncomingMessage): ExchangePlan | ProxyError {
+  if (!l.acceptPlaintext) {
+    return new ProxyError(ProxyErrorCode.PlaintextRefused, 403, 'plaintext from unmeshed clients is refused');
+  }
+  if (l.app === undefined)
+    return new ProxyError(ProxyErrorCode.NoAppPort, 503, `inbound listener ${l.name} has no app port`);
+  const target = parseTarget(req.url!);
+  if (target === undefined || target.authority !== undefined) {
+    return new ProxyError(ProxyErrorCode.BadRequest, 400, 'unsupported request target');
+  }
+  const path = normalizePath(target.path);
+  if (path === null) return new ProxyError(ProxyErrorCode.BadPath, 400, 'path cannot be normalised safely');
+  const headers = upstreamRequestHeaders(req.headers, l.app.protocol === 'h2c');
+  if (req.headers.host !== undefined) headers.host = req.headers.host;
+  return {
+    kind: 'forward',
+    cluster: l.app,
+    path: target.query === '' ? path : `${path}?${target.query}`,
+    headers,
+    retry: undefined,
+    requestTimeoutMs: 0,
+    backendTimeoutMs: 0,
+    mirrors: [],
+    responseHeaders: undefined,
+    backendResponseHeaders: undefined,
+    cors: undefined,
+  };
+}

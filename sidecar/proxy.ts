@@ -1,0 +1,214 @@
+// The weft proxy: listeners, admin port and the config they serve. `update` validates and
+// compiles a config whole, binds the listeners it adds, then swaps the compiled config in by
+// reference; requests in flight finish on the config they started with. A config that fails
+// validation, compilation or binding is refused whole and the previous one keeps serving.
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Server as TlsServer } from 'node:tls';
+import { type Logger, pino } from 'pino';
+import { createAdminServer } from './admin.ts';
+import { type CompiledConfig, compileConfig, listenerKey } from './compiled-config.ts';
+import type { Listener, ProxyConfig } from './config/proxy-config.ts';
+import { parseProxyConfig } from './config/validate.ts';
+import { ConfigCompileError, ProxyError, ProxyErrorCode } from './errors.ts';
+import {
+  createListenerServer,
+  DEFAULT_SERVER_LIMITS,
+  type ListenerContext,
+  type ServerLimits,
+} from './listeners/listener-server.ts';
+import type { OriginalDestinationLookup } from './listeners/outbound.ts';
+import { EndpointRegistry } from './upstream/endpoint-state.ts';
+import type { Forwarder } from './upstream/forwarder.ts';
+import { UndiciForwarder } from './upstream/undici-forwarder.ts';
+
+export interface StartProxyOptions {
+  /** The first config; absent: the proxy starts unready and serves once `update` gives it one. */
+  config?: unknown;
+  /** When set, configs for the other mode are refused. */
+  mode?: 'sidecar' | 'edge';
+  /** Admin port; default `config.admin.port` (15020). 0 picks a free port (tests). */
+  adminPort?: number;
+  /** Default 0.0.0.0: the kubelet probes the pod IP. */
+  adminAddress?: string;
+  /** Port to bind for a listener instead of its configured one (tests: `() => 0`). */
+  listenPort?: (listener: Listener) => number;
+  /** Address to bind for a listener instead of its configured one. */
+  listenAddress?: (listener: Listener) => string;
+  forwarder?: Forwarder;
+  /** SO_ORIGINAL_DST lookup for captured outbound connections (later work plugs it in). */
+  originalDestination?: OriginalDestinationLookup;
+  logger?: Logger;
+  limits?: Partial<ServerLimits>;
+}
+
+export interface ProxyAddresses {
+  admin: AddressInfo;
+  /** Bound address of each listener, by listener name. */
+  listeners: Record<string, AddressInfo>;
+}
+
+export interface RunningProxy {
+  /** Validates, compiles and applies a config; rejects (and keeps the old one) when it cannot. */
+  update(config: unknown): Promise<void>;
+  close(): Promise<void>;
+  readonly addresses: ProxyAddresses;
+  /** The config being served (defaults applied), or undefined before the first. */
+  readonly config: ProxyConfig | undefined;
+}
+
+interface BoundListener {
+  server: Server;
+  address: AddressInfo;
+  tls: boolean;
+}
+
+function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    // Drain (finish in-flight, then close) is later work; for now connections are cut.
+    server.closeAllConnections();
+  });
+}
+
+export async function startProxy(options: StartProxyOptions): Promise<RunningProxy> {
+  const log = options.logger ?? pino({ name: 'weft-proxy' });
+  const registry = new EndpointRegistry();
+  const forwarder = options.forwarder ?? new UndiciForwarder();
+  const limits: ServerLimits = { ...DEFAULT_SERVER_LIMITS, ...options.limits };
+  let current: CompiledConfig | undefined;
+  const bound = new Map<string, BoundListener>();
+  const ctx: ListenerContext = {
+    runtime: { forwarder, log },
+    current: (key) => current?.listeners.get(key),
+    originalDestination: options.originalDestination,
+    limits,
+  };
+
+  const prepare = (input: unknown): CompiledConfig => {
+    const config = parseProxyConfig(input);
+    if (options.mode !== undefined && config.proxy.mode !== options.mode) {
+      throw new ConfigCompileError(`config is for a ${config.proxy.mode} proxy, this one runs as ${options.mode}`);
+    }
+    return compileConfig(config, registry);
+  };
+
+  const apply = async (next: CompiledConfig): Promise<void> => {
+    const wanted = new Map<string, Listener>();
+    for (const l of next.config.listeners) {
+      if (l.kind === 'mesh') {
+        log.warn({ listener: l.name }, 'mesh listener (mTLS) is not implemented yet; not bound');
+        continue;
+      }
+      wanted.set(listenerKey(l), l);
+    }
+    const started = new Map<string, BoundListener>();
+    try {
+      for (const [key, l] of wanted) {
+        if (bound.has(key)) continue;
+        const tls = l.kind === 'gateway' && l.protocol === 'HTTPS';
+        const server = createListenerServer(key, tls, ctx);
+        const port = options.listenPort ? options.listenPort(l) : l.port;
+        const host = options.listenAddress ? options.listenAddress(l) : l.address;
+        let address: AddressInfo;
+        try {
+          address = await listen(server, port, host);
+        } catch (err) {
+          throw new ProxyError(ProxyErrorCode.ListenFailed, 500, `listener ${l.name} on ${host}:${port}: ${err}`, {
+            cause: err,
+          });
+        }
+        server.on('error', (err) => log.error({ err, listener: l.name }, 'listener error'));
+        started.set(key, { server, address, tls });
+      }
+    } catch (err) {
+      await Promise.all([...started.values()].map((s) => closeServer(s.server)));
+      throw err;
+    }
+    const previous = current;
+    current = next;
+    for (const [key, s] of started) bound.set(key, s);
+    for (const key of wanted.keys()) {
+      const c = next.listeners.get(key);
+      const s = bound.get(key)!;
+      // Clients without SNI get the default certificate of the listener.
+      if (s.tls && c?.kind === 'gateway' && c.defaultPems) {
+        (s.server as unknown as TlsServer).setSecureContext(c.defaultPems);
+      }
+    }
+    const removed: Promise<void>[] = [];
+    for (const [key, s] of bound) {
+      if (wanted.has(key)) continue;
+      bound.delete(key);
+      removed.push(closeServer(s.server));
+    }
+    for (const gone of registry.prune(next.endpoints)) forwarder.retire(gone);
+    if (previous) log.info({ listeners: wanted.size }, 'config applied');
+    await Promise.all(removed);
+  };
+
+  // Updates run one after another; each sees the result of the one before.
+  let queue: Promise<unknown> = Promise.resolve();
+  const update = (input: unknown): Promise<void> => {
+    const run = queue.then(async () => {
+      try {
+        await apply(prepare(input));
+      } catch (err) {
+        log.error({ err }, 'config refused; the previous config keeps serving');
+        throw err;
+      }
+    });
+    queue = run.catch(() => {});
+    return run;
+  };
+
+  const admin = createAdminServer({ config: () => current?.config });
+  let initial: CompiledConfig | undefined;
+  if (options.config !== undefined) initial = prepare(options.config);
+  const adminPort = options.adminPort ?? initial?.config.admin.port ?? 15020;
+  const adminAddress = await listen(admin, adminPort, options.adminAddress ?? '0.0.0.0');
+  if (initial) {
+    try {
+      await apply(initial);
+    } catch (err) {
+      await closeServer(admin);
+      throw err;
+    }
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    update,
+    close() {
+      closing ??= (async () => {
+        await queue;
+        const servers = [...bound.values()].map((s) => closeServer(s.server));
+        bound.clear();
+        await Promise.all([...servers, closeServer(admin)]);
+        await forwarder.close();
+      })();
+      return closing;
+    },
+    get addresses(): ProxyAddresses {
+      const listeners: Record<string, AddressInfo> = {};
+      for (const l of current?.config.listeners ?? []) {
+        const s = bound.get(listenerKey(l));
+        if (s) listeners[l.name] = s.address;
+      }
+      return { admin: adminAddress, listeners };
+    },
+    get config() {
+      return current?.config;
+    },
+  };
+}

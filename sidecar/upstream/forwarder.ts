@@ -1,0 +1,49 @@
+// The forwarding engine behind a small interface, so engines can be compared on one bench
+// (issue 3 §7) and swapped without touching routing or filters.
+import type { Readable } from 'node:stream';
+import type { HeaderMap } from '../filters/header-modifier.ts';
+import type { EndpointState } from './endpoint-state.ts';
+
+export interface UpstreamRequest {
+  /** Where to: always the chosen endpoint, never anything taken from the request line. */
+  endpoint: EndpointState;
+  method: string;
+  /** Normalised (and possibly rewritten) path with its query string. */
+  path: string;
+  /** Includes `host`; hop-by-hop headers already removed. */
+  headers: HeaderMap;
+  /** null: no body. A Buffer can be sent again (retries, mirrors); a stream only once. */
+  body: Buffer | Readable | null;
+  /** Aborting it aborts the upstream request (client gone, timeout). */
+  signal: AbortSignal;
+}
+
+export interface UpstreamResponse {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** Must be consumed or destroyed; destroying it aborts the upstream exchange. */
+  body: Readable;
+}
+
+export interface Forwarder {
+  request(r: UpstreamRequest): Promise<UpstreamResponse>;
+  /** The endpoint left the config: close its connections once their requests are done. */
+  retire(endpoint: EndpointState): void;
+  /** Closes every connection, cutting exchanges still running. */
+  close(): Promise<void>;
+}
+
+/** Error codes meaning no connection could be made: the endpoint is ejected for a while. */
+const CONNECT_CODES = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ETIMEDOUT',
+]);
+
+export function isConnectFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && CONNECT_CODES.has(code);
+}

@@ -1,0 +1,78 @@
+// Forwarder on undici Pools: one keep-alive pool per endpoint (HTTP/1.1, or h2c with prior
+// knowledge for h2c clusters). Aborting the request's signal destroys the upstream socket.
+import { PassThrough, type Readable } from 'node:stream';
+import { type Dispatcher, H2CClient, Pool } from 'undici';
+import type { EndpointState } from './endpoint-state.ts';
+import type { Forwarder, UpstreamRequest, UpstreamResponse } from './forwarder.ts';
+
+export interface UndiciForwarderOptions {
+  /** Idle keep-alive connections are closed after this long (ms). */
+  keepAliveTimeoutMs?: number;
+  /** Upper bound on waiting for response headers when no route timeout is set (ms). */
+  headersTimeoutMs?: number;
+  /** Upper bound on a stalled response body (ms). */
+  bodyTimeoutMs?: number;
+  connectTimeoutMs?: number;
+}
+
+export class UndiciForwarder implements Forwarder {
+  readonly #pools = new Map<string, Pool>();
+  readonly #options: Pool.Options;
+
+  constructor(options: UndiciForwarderOptions = {}) {
+    this.#options = {
+      keepAliveTimeout: options.keepAliveTimeoutMs ?? 4_000,
+      headersTimeout: options.headersTimeoutMs ?? 300_000,
+      bodyTimeout: options.bodyTimeoutMs ?? 300_000,
+      connectTimeout: options.connectTimeoutMs ?? 10_000,
+    };
+  }
+
+  #pool(endpoint: EndpointState): Pool {
+    let pool = this.#pools.get(endpoint.key);
+    if (pool === undefined) {
+      pool =
+        endpoint.protocol === 'h2c'
+          ? new Pool(endpoint.origin, {
+              ...this.#options,
+              factory: (origin: URL, opts: object) => new H2CClient(origin, opts as H2CClient.Options),
+            })
+          : new Pool(endpoint.origin, this.#options);
+      this.#pools.set(endpoint.key, pool);
+    }
+    return pool;
+  }
+
+  async request(r: UpstreamRequest): Promise<UpstreamResponse> {
+    let body: Buffer | Readable | null = r.body;
+    if (body !== null && !Buffer.isBuffer(body)) {
+      // undici destroys a stream body when the exchange fails; a PassThrough keeps that from
+      // destroying the client's own request (and socket) before it gets its 5xx.
+      const pass = new PassThrough();
+      body.pipe(pass);
+      body = pass;
+    }
+    const res = await this.#pool(r.endpoint).request({
+      path: r.path,
+      method: r.method as Dispatcher.HttpMethod,
+      headers: r.headers as Record<string, string | string[]>,
+      body,
+      signal: r.signal,
+    });
+    return { statusCode: res.statusCode, headers: res.headers, body: res.body };
+  }
+
+  retire(endpoint: EndpointState): void {
+    const pool = this.#pools.get(endpoint.key);
+    if (!pool) return;
+    this.#pools.delete(endpoint.key);
+    pool.close().catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    // Proxy shutdown: in-flight exchanges were the listeners' to finish; what remains is cut.
+    await Promise.all(pools.map((p) => p.destroy().catch(() => {})));
+  }
+}
