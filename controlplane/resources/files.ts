@@ -191,7 +191,9 @@ function readErrorReason(e: unknown): string {
  * The manifest files under `paths`, in apply order: each path in the order given, a directory's
  * files recursively in path order (hidden entries skipped), an explicit file whatever its extension.
  */
-export async function listManifestFiles(paths: readonly string[]): Promise<{ files: string[]; errors: FileReadError[] }> {
+export async function listManifestFiles(
+  paths: readonly string[],
+): Promise<{ files: string[]; errors: FileReadError[] }> {
   const files: string[] = [];
   const errors: FileReadError[] = [];
   const seen = new Set<string>();
@@ -504,11 +506,7 @@ export class FileProvider {
         snapshot ??= ResourceSnapshot.empty();
       }
     }
-    const diagnosticsJson = JSON.stringify([
-      errors.map(String),
-      combined.warnings.map(String),
-      combined.skipped,
-    ]);
+    const diagnosticsJson = JSON.stringify([errors.map(String), combined.warnings.map(String), combined.skipped]);
     if (!force && !snapshotChanged && diagnosticsJson === this.#diagnosticsJson) return false;
     this.#diagnosticsJson = diagnosticsJson;
     const update: FileProviderUpdate = {

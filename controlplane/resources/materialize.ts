@@ -237,7 +237,9 @@ function runningStatus(ip: string): NonNullable<Pod['status']> {
 function podsFor(d: Deployment): Pod[] {
   const namespace = ns(d);
   const template = d.spec.template;
-  const templateHash = sha256(`${namespace}/${d.metadata.name}\n${stableJson(template)}`).toString('hex').slice(0, 10);
+  const templateHash = sha256(`${namespace}/${d.metadata.name}\n${stableJson(template)}`)
+    .toString('hex')
+    .slice(0, 10);
   const replicaSet = `${d.metadata.name}-${templateHash}`;
   const pods: Pod[] = [];
   const names = new Set<string>();
@@ -319,7 +321,11 @@ function endpointSlicesFor(svc: Service, pods: readonly Pod[]): EndpointSlice[] 
     svcPorts.forEach((sp, i) => {
       const port = g.resolved[i];
       if (port === undefined) return; // kube leaves out a port the pod cannot resolve
-      const p: NonNullable<EndpointSlice['ports']>[number] = { name: sp.name ?? '', port, protocol: sp.protocol ?? 'TCP' };
+      const p: NonNullable<EndpointSlice['ports']>[number] = {
+        name: sp.name ?? '',
+        port,
+        protocol: sp.protocol ?? 'TCP',
+      };
       if (sp.appProtocol !== undefined) p.appProtocol = sp.appProtocol;
       ports.push(p);
     });
@@ -336,7 +342,11 @@ function endpointSlicesFor(svc: Service, pods: readonly Pod[]): EndpointSlice[] 
           name: pod.metadata.name,
         };
         if (pod.metadata.uid) targetRef.uid = pod.metadata.uid;
-        return { addresses: [pod.status!.podIP!], conditions: { ready, serving: ready, terminating: false }, targetRef };
+        return {
+          addresses: [pod.status!.podIP!],
+          conditions: { ready, serving: ready, terminating: false },
+          targetRef,
+        };
       }),
       ports,
     });
@@ -406,7 +416,8 @@ export function materialize(resources: readonly Resource[], opts: MaterializeOpt
     for (const pod of podsFor(d)) if (!byKey.has(typedKey(pod))) generatedPods.push(pod);
 
   const userPods = ofKind('Pod');
-  for (const p of userPods) for (const ip of [p.status?.podIP, ...(p.status?.podIPs ?? []).map((x) => x.ip)]) if (ip) podPool.reserve(ip);
+  for (const p of userPods)
+    for (const ip of [p.status?.podIP, ...(p.status?.podIPs ?? []).map((x) => x.ip)]) if (ip) podPool.reserve(ip);
   const needIP = [...userPods.filter((p) => !p.status?.podIP), ...generatedPods];
   const podIPs = assignAddresses(
     podPool,
@@ -418,7 +429,9 @@ export function materialize(resources: readonly Resource[], opts: MaterializeOpt
     const copy = structuredClone(p);
     // A hand-written Pod has no status: give it what the kubelet would report once it runs.
     copy.status =
-      copy.status?.phase || copy.status?.conditions ? { ...copy.status, podIP: ip, podIPs: [{ ip }] } : runningStatus(ip);
+      copy.status?.phase || copy.status?.conditions
+        ? { ...copy.status, podIP: ip, podIPs: [{ ip }] }
+        : runningStatus(ip);
     byKey.set(typedKey(p), copy);
   }
   for (const p of generatedPods) p.status = runningStatus(podIPs.get(resourceKey(p))!);
@@ -427,7 +440,8 @@ export function materialize(resources: readonly Resource[], opts: MaterializeOpt
   const classes = new Map(ofKind('GatewayClass').map((c) => [c.metadata.name, c]));
   const generatedServices: Service[] = [];
   const userServices = ofKind('Service');
-  for (const s of userServices) for (const ing of s.status?.loadBalancer?.ingress ?? []) if (ing.ip) gatewayPool.reserve(ing.ip);
+  for (const s of userServices)
+    for (const ing of s.status?.loadBalancer?.ingress ?? []) if (ing.ip) gatewayPool.reserve(ing.ip);
   const ours = ofKind('Gateway')
     .filter((gw) => classes.get(gw.spec.gatewayClassName)?.spec.controllerName === o.controllerName)
     .filter((gw) => !byKey.has(`Service\u0000${ns(gw)}/${gatewayServiceName(gw.metadata.name)}`));
@@ -436,7 +450,9 @@ export function materialize(resources: readonly Resource[], opts: MaterializeOpt
     ours.map((gw) => resourceKey(gw)),
   );
   for (const gw of ours)
-    generatedServices.push(gatewayService(gw, classes.get(gw.spec.gatewayClassName)!, gatewayIPs.get(resourceKey(gw))!));
+    generatedServices.push(
+      gatewayService(gw, classes.get(gw.spec.gatewayClassName)!, gatewayIPs.get(resourceKey(gw))!),
+    );
 
   // clusterIPs.
   const wantsIP = (s: Service) => s.spec.type !== 'ExternalName' && !s.spec.clusterIP && !s.spec.clusterIPs?.[0];

@@ -228,7 +228,9 @@ const container = obj({
   args: z.array(str).optional(),
   env: z.array(obj({ name: nonEmpty, value: str.optional() })).optional(),
   ports: z
-    .array(obj({ name: str.optional(), containerPort: port, protocol: protocol.optional(), hostPort: z.int().optional() }))
+    .array(
+      obj({ name: str.optional(), containerPort: port, protocol: protocol.optional(), hostPort: z.int().optional() }),
+    )
     .optional(),
   restartPolicy: str.optional(),
 });
@@ -405,6 +407,7 @@ function issueText(iss: z.core.$ZodIssue): string {
       if (iss.origin === 'string') return `must be at most ${iss.maximum} characters`;
       return `must be <= ${iss.maximum}, got ${describe(input)}`;
     case 'invalid_value':
+      if (input === undefined) return 'required';
       return `must be one of ${iss.values.map((v) => String(v)).join(', ')}, got ${describe(input)}`;
     default:
       return iss.message;
@@ -430,6 +433,9 @@ function groupOf(apiVersion: string): string {
   const slash = apiVersion.indexOf('/');
   return slash >= 0 ? apiVersion.slice(0, slash) : '';
 }
+
+// Groups that once served a kind before it moved (so the old apiVersion is a mistake, not another API).
+const RETIRED_GROUPS: Partial<Record<ResourceKind, readonly string[]>> = { Deployment: ['extensions'] };
 
 /** True for the kinds weft reads (the members of `Resource`). */
 export function isReadKind(kind: string): kind is ResourceKind {
@@ -508,7 +514,8 @@ export function parseResource(doc: unknown, where: ParseWhere, opts: ParseOption
 
   if (apiVersion === undefined || apiVersion === null || apiVersion === '')
     fail(where, ref, ['apiVersion'], 'apiVersion: required');
-  if (typeof apiVersion !== 'string') fail(where, ref, ['apiVersion'], `apiVersion: expected string, got ${describe(apiVersion)}`);
+  if (typeof apiVersion !== 'string')
+    fail(where, ref, ['apiVersion'], `apiVersion: expected string, got ${describe(apiVersion)}`);
   if (kind === undefined || kind === null || kind === '') fail(where, ref, ['kind'], 'kind: required');
   if (typeof kind !== 'string') fail(where, ref, ['kind'], `kind: expected string, got ${describe(kind)}`);
   if (md === undefined || md === null) fail(where, ref, ['metadata'], 'metadata: required');
@@ -519,13 +526,21 @@ export function parseResource(doc: unknown, where: ParseWhere, opts: ParseOption
     fail(where, ref, ['metadata', 'name'], `metadata.name: expected string, got ${describe(md.name)}`);
   // Every object name is a URL path segment.
   if (md.name === '.' || md.name === '..' || /[/%]/.test(md.name))
-    fail(where, ref, ['metadata', 'name'], `metadata.name: ${JSON.stringify(md.name)} may not be '.', '..' or contain '/' or '%'`);
+    fail(
+      where,
+      ref,
+      ['metadata', 'name'],
+      `metadata.name: ${JSON.stringify(md.name)} may not be '.', '..' or contain '/' or '%'`,
+    );
 
   if (!isReadKind(kind)) return null;
+  if (CLUSTER_SCOPED.has(kind)) delete ref.namespace;
+  else ref.namespace ??= opts.defaultNamespace ?? 'default';
   const served = KIND_API_VERSIONS[kind];
   if (!served.includes(apiVersion)) {
     const group = groupOf(apiVersion);
-    if (!served.some((v) => groupOf(v) === group)) return null; // same kind name, another API
+    const sameApi = served.some((v) => groupOf(v) === group) || RETIRED_GROUPS[kind]?.includes(group);
+    if (!sameApi) return null; // same kind name, another API
     fail(where, ref, ['apiVersion'], `apiVersion ${apiVersion} is not served for ${kind}; use ${served.join(' or ')}`);
   }
 
@@ -534,11 +549,15 @@ export function parseResource(doc: unknown, where: ParseWhere, opts: ParseOption
   const clusterScoped = CLUSTER_SCOPED.has(kind);
   if (clusterScoped) {
     delete meta.namespace; // the API server ignores it for cluster-scoped kinds
-    delete ref.namespace;
   } else {
     if (meta.namespace === undefined || meta.namespace === '') meta.namespace = opts.defaultNamespace ?? 'default';
     if (typeof meta.namespace !== 'string')
-      fail(where, ref, ['metadata', 'namespace'], `metadata.namespace: expected string, got ${describe(meta.namespace)}`);
+      fail(
+        where,
+        ref,
+        ['metadata', 'namespace'],
+        `metadata.namespace: expected string, got ${describe(meta.namespace)}`,
+      );
     ref.namespace = meta.namespace;
     if (!isDns1123Label(meta.namespace))
       fail(
