@@ -428,8 +428,10 @@ function headerModifier(h: HTTPHeaderFilter, at: string): HeaderModifier {
   const check = (name: string, list: string) => {
     if (!HEADER_NAME.test(name))
       throw new RuleError(Reason.UnsupportedValue, `${at}.${list}: header name "${name}" is invalid`);
-    const lower = `${list}:${name.toLowerCase()}`;
-    if (names.has(lower)) throw new RuleError(Reason.UnsupportedValue, `${at}.${list}: header "${name}" appears twice`);
+    // One action per header name across set, add and remove (HTTPHeaderFilter); names are case-insensitive.
+    const lower = name.toLowerCase();
+    if (names.has(lower))
+      throw new RuleError(Reason.UnsupportedValue, `${at}.${list}: header "${name}" has more than one action`);
     names.add(lower);
   };
   const pairs = (list: 'set' | 'add') =>
