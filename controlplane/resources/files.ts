@@ -63,7 +63,7 @@ function isListDoc(js: unknown): js is { kind: string; items: unknown[] } {
 function parseFileText(text: string, file: string, opts: LoadOptions): FileResult {
   const out: FileResult = { entries: [], errors: [], skipped: [] };
   const lc = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter: lc, prettyErrors: true });
+  const docs = parseAllDocuments(text, { lineCounter: lc, prettyErrors: true, merge: true });
   const pos = (offset: number) => {
     const p = lc.linePos(offset);
     return { line: p.line, column: p.col };
@@ -164,6 +164,12 @@ export function loadText(text: string, file: string, opts: LoadOptions = {}): Lo
   return combine([parseFileText(text, file, opts)]);
 }
 
+/** Normalized, without a trailing separator (so `dir/` and `dir` name the same watched root). */
+function normalizePath(p: string): string {
+  const n = path.normalize(p);
+  return n.length > 1 && n.endsWith(path.sep) ? n.slice(0, -1) : n;
+}
+
 function isManifestName(name: string): boolean {
   return !name.startsWith('.') && MANIFEST_EXTENSIONS.includes(path.extname(name).toLowerCase());
 }
@@ -225,7 +231,7 @@ export async function listManifestFiles(
     files.push(...[...found, ...nested].sort(comparePaths));
   };
   for (const p of paths) {
-    const norm = path.normalize(p);
+    const norm = normalizePath(p);
     try {
       const st = await stat(norm);
       if (st.isDirectory()) {
@@ -275,6 +281,33 @@ export async function loadFiles(paths: readonly string[], opts: LoadOptions = {}
 /** `loadFiles([dir])`. */
 export function loadDirectory(dir: string, opts: LoadOptions = {}): Promise<LoadResult> {
   return loadFiles([dir], opts);
+}
+
+export interface LoadSnapshotResult extends LoadResult {
+  snapshot: ResourceSnapshot;
+}
+
+/**
+ * `loadFiles`, then `materialize` (unless `materialize: false`), as one snapshot — what
+ * `weft translate` needs. A full address pool is reported in `errors` (the snapshot is then
+ * of the objects as written).
+ */
+export async function loadSnapshot(
+  paths: readonly string[],
+  opts: LoadOptions & { materialize?: MaterializeOptions | false } = {},
+): Promise<LoadSnapshotResult> {
+  const { materialize: m = {}, ...parseOpts } = opts;
+  const r = await loadFiles(paths, parseOpts);
+  let resources = r.resources;
+  if (m) {
+    try {
+      resources = materialize(r.resources, m);
+    } catch (e) {
+      if (!(e instanceof AddressPoolError) || e.code !== 'WEFT_ERR_POOL_EXHAUSTED') throw e;
+      r.errors.push(new MaterializeError({ file: '', line: 0, column: 0, reason: e.message }));
+    }
+  }
+  return { ...r, snapshot: ResourceSnapshot.from(resources) };
 }
 
 // ---- FileProvider ----
@@ -338,7 +371,7 @@ export class FileProvider {
 
   constructor(opts: FileProviderOptions) {
     if (!opts.paths.length) throw new TypeError('FileProvider: paths must name at least one file or directory');
-    this.#paths = opts.paths.map((p) => path.normalize(p));
+    this.#paths = opts.paths.map(normalizePath);
     this.#debounceMs = opts.debounceMs ?? 50;
     this.#materialize = opts.materialize ?? {};
     this.#parseOpts = opts.defaultNamespace === undefined ? {} : { defaultNamespace: opts.defaultNamespace };
@@ -378,7 +411,7 @@ export class FileProvider {
     const watcher = watch(this.#paths, {
       ignoreInitial: true,
       ignored: (p: string, st?: { isFile(): boolean }) => {
-        const n = path.normalize(p);
+        const n = normalizePath(p);
         if (explicit.has(n)) return false;
         if (path.basename(n).startsWith('.')) return true;
         return !!st?.isFile() && !isManifestName(path.basename(n));
@@ -424,7 +457,7 @@ export class FileProvider {
   #queue(p: string): void {
     if (this.#isClosed()) return;
     if (this.#pending.size === 0) this.#firstPendingAt = Date.now();
-    this.#pending.add(path.normalize(p));
+    this.#pending.add(normalizePath(p));
     clearTimeout(this.#timer);
     // Trailing debounce, bounded so a steady stream of writes still reloads now and then.
     const wait = Math.max(0, Math.min(this.#debounceMs, this.#firstPendingAt + 20 * this.#debounceMs - Date.now()));

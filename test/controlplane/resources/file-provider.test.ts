@@ -95,7 +95,7 @@ spec:
 test('an edit, an added file (in a new directory) and a deleted file each update the snapshot', async (t) => {
   const { dir } = t.context;
   const a = await write(dir, 'a.yaml', svc('a'));
-  const p = provider(t, { paths: [dir], materialize: false });
+  const p = provider(t, { paths: [`${dir}/`], materialize: false });
   await p.start();
   t.deepEqual(names(p.current!), ['a']);
 

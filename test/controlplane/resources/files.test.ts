@@ -5,7 +5,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import { FileReadError, ResourceError, YamlSyntaxError } from '../../../controlplane/resources/errors.ts';
-import { loadDirectory, loadFiles, loadText, listManifestFiles } from '../../../controlplane/resources/files.ts';
+import {
+  listManifestFiles,
+  loadDirectory,
+  loadFiles,
+  loadSnapshot,
+  loadText,
+} from '../../../controlplane/resources/files.ts';
 import { materialize } from '../../../controlplane/resources/materialize.ts';
 import { ResourceSnapshot } from '../../../controlplane/resources/snapshot.ts';
 
@@ -316,4 +322,49 @@ test('every conformance manifest loads with zero errors and materializes', async
   const { files } = await listManifestFiles(['/work/shared/conformance/manifests']);
   t.true(files.length > 90);
   for (const f of files) t.deepEqual((await loadFiles([f])).errors.map(String), [], f);
+});
+
+test('loadSnapshot: loaded, materialized (unless asked not to) and frozen in one call', async (t) => {
+  const { dir } = t.context;
+  await write(
+    dir,
+    'web.yaml',
+    `${svc('web')}---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: web, namespace: app }
+spec:
+  selector: { matchLabels: { app: web } }
+  template: { metadata: { labels: { app: web } }, spec: { containers: [{ name: c }] } }
+`,
+  );
+  const r = await loadSnapshot([`${dir}/`]);
+  t.deepEqual(r.errors, []);
+  t.is(r.resources.length, 2, 'resources are the objects as written');
+  t.is(r.snapshot.list('Pod').length, 1);
+  t.is(r.snapshot.list('EndpointSlice').length, 1);
+  t.true(Object.isFrozen(r.snapshot.get('Service', 'app/web')));
+  const raw = await loadSnapshot([dir], { materialize: false, defaultNamespace: 'x' });
+  t.is(raw.snapshot.size, 2);
+  const full = await loadSnapshot([dir], { materialize: { podCidr: '10.0.0.0/31' } });
+  t.is(full.snapshot.list('Pod')[0].status?.podIP?.startsWith('10.0.0.'), true);
+});
+
+test('YAML anchors, aliases and merge keys work as in kubectl', (t) => {
+  const r = loadText(
+    `apiVersion: v1
+kind: Service
+metadata: { name: a, labels: &labels { app: a } }
+spec:
+  <<: { type: ClusterIP, ports: [{ port: 81 }] }
+  selector: *labels
+`,
+    'anchors.yaml',
+  );
+  t.deepEqual(r.errors, []);
+  t.deepEqual((r.resources[0] as { spec: unknown }).spec, {
+    type: 'ClusterIP',
+    ports: [{ port: 81 }],
+    selector: { app: 'a' },
+  });
 });
