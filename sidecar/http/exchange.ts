@@ -11,7 +11,7 @@ import { mirrorChosen, sendMirror } from '../filters/mirror.ts';
 import type { CompiledRetry } from '../router/route-table.ts';
 import type { CompiledCluster } from '../upstream/cluster.ts';
 import { AbortReason, dispatch } from '../upstream/dispatch.ts';
-import type { Forwarder } from '../upstream/forwarder.ts';
+import { discardBody, type Forwarder } from '../upstream/forwarder.ts';
 import { downstreamResponseHeaders } from './hygiene.ts';
 import { replyError } from './local-reply.ts';
 
@@ -113,7 +113,7 @@ export async function exchange(rt: Runtime, req: IncomingMessage, res: ServerRes
   }
   const upstream = result.response;
   if (abort.signal.aborted) {
-    upstream.body.destroy();
+    discardBody(upstream.body);
     return;
   }
   const headers = downstreamResponseHeaders(upstream.headers);
@@ -124,7 +124,7 @@ export async function exchange(rt: Runtime, req: IncomingMessage, res: ServerRes
   try {
     res.writeHead(upstream.statusCode, headers as Record<string, string | string[]>);
   } catch (err) {
-    upstream.body.destroy();
+    discardBody(upstream.body);
     replyError(
       res,
       new ProxyError(ProxyErrorCode.UpstreamConnect, 502, `invalid upstream response: ${(err as Error).message}`),

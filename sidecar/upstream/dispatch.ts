@@ -8,7 +8,7 @@ import type { HeaderMap } from '../filters/header-modifier.ts';
 import type { CompiledRetry } from '../router/route-table.ts';
 import { pickEndpoint } from './balancer.ts';
 import type { CompiledCluster, CompiledEndpoint } from './cluster.ts';
-import { type Forwarder, isConnectFailure, type UpstreamResponse } from './forwarder.ts';
+import { drainBody, type Forwarder, isConnectFailure, type UpstreamResponse } from './forwarder.ts';
 
 /** Reasons an exchange is aborted, told apart by identity. */
 export const AbortReason = {
@@ -121,7 +121,7 @@ export async function dispatch(forwarder: Forwarder, input: DispatchInput): Prom
         return { ok: true, response, endpoint };
       }
       // A retriable status: drop this answer and try again.
-      response.body.destroy();
+      drainBody(response.body);
       state.inFlight--;
     } else if (last) return { ok: false, error };
     const minimum = retry!.backoffMs;

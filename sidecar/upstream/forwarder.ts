@@ -47,3 +47,17 @@ export function isConnectFailure(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' && CONNECT_CODES.has(code);
 }
+
+function ignore(): void {}
+
+/** Drops a response body; destroying a body with no error listener would throw its AbortError. */
+export function discardBody(body: Readable): void {
+  body.on('error', ignore);
+  body.destroy();
+}
+
+/** Reads a response body to its end and drops it, so its keep-alive connection can serve again. */
+export function drainBody(body: Readable): void {
+  body.on('error', ignore);
+  body.resume();
+}
