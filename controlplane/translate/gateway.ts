@@ -1,5 +1,6 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
+import { gatewayServiceName } from '../resources/materialize.ts';
 import type { ResourceSnapshot } from '../resources/snapshot.ts';
 import {
   GATEWAY_GROUP,
@@ -385,21 +386,22 @@ function markConflicts(listeners: ListenerState[], gen: number): void {
   }
 }
 
-/** The address of the Service weft provisions for a Gateway (labelled with its name), load balancer first. */
+/**
+ * The address of the Service weft provisions for a Gateway (`gatewayServiceName`: `<gateway>-weft`,
+ * hashed when too long), load balancer ingress first, else its ClusterIP.
+ */
 function provisionedAddresses(snapshot: ResourceSnapshot, gw: Gateway): { type: string; value: string }[] {
   const ns = gw.metadata.namespace ?? 'default';
-  for (const svc of snapshot.inNamespace('Service', ns)) {
-    if (svc.metadata.labels?.['gateway.networking.k8s.io/gateway-name'] !== gw.metadata.name) continue;
-    const out: { type: string; value: string }[] = [];
-    for (const ing of svc.status?.loadBalancer?.ingress ?? []) {
-      if (ing.ip) out.push({ type: 'IPAddress', value: ing.ip });
-      else if (ing.hostname) out.push({ type: 'Hostname', value: ing.hostname });
-    }
-    if (out.length === 0 && svc.spec.clusterIP && svc.spec.clusterIP !== 'None')
-      out.push({ type: 'IPAddress', value: svc.spec.clusterIP });
-    if (out.length > 0) return out;
+  const svc = snapshot.get('Service', `${ns}/${gatewayServiceName(gw.metadata.name)}`);
+  if (!svc) return [];
+  const out: { type: string; value: string }[] = [];
+  for (const ing of svc.status?.loadBalancer?.ingress ?? []) {
+    if (ing.ip) out.push({ type: 'IPAddress', value: ing.ip });
+    else if (ing.hostname) out.push({ type: 'Hostname', value: ing.hostname });
   }
-  return [];
+  if (out.length === 0 && svc.spec.clusterIP && svc.spec.clusterIP !== 'None')
+    out.push({ type: 'IPAddress', value: svc.spec.clusterIP });
+  return out;
 }
 
 function addressUsable(value: string, pool: string[] | undefined): boolean {
