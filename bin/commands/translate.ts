@@ -34,11 +34,11 @@ export function translateCommand(): Command {
   return new Command('translate')
     .summary('print the proxy configs and status weft derives from manifests, offline')
     .description(
-      'Load Kubernetes and Gateway API manifests (files or directories, recursively: *.yaml, *.yml, *.json),\n' +
-        'complete them as a cluster would (Pods for Deployments, Pod and Service IPs, EndpointSlices, the\n' +
-        "Service of each Gateway), translate them and print every proxy's config and every status weft owns.\n" +
-        'Exit code 1 when a document does not load or when a status condition reports a problem\n' +
-        '(the output is printed first, the problems are summarised on stderr).',
+      'Load Kubernetes and Gateway API manifests (files, or directories read recursively for *.yaml, *.yml and ' +
+        '*.json), complete them as a cluster would (Pods for Deployments, Pod and Service IPs, EndpointSlices, the ' +
+        "Service of each Gateway), translate them, and print every proxy's config and every status weft owns. " +
+        'Exit code 1 when a document does not load, or when a status condition reports a problem: the output is ' +
+        'printed first and each problem is summarised on stderr.',
     )
     .argument('<paths...>', 'manifest files or directories')
     .option('--proxy <id>', 'print only this proxy\'s config: its id, or a unique suffix or prefix of "namespace/name"')
