@@ -102,7 +102,11 @@ export async function startEchoServer(options: EchoOptions = {}): Promise<EchoSe
       const answer = () => {
         if (res.destroyed) return;
         const body = JSON.stringify({ ...record, pod, namespace: options.namespace ?? '' });
-        res.writeHead(status, { 'content-type': 'application/json', ...extra });
+        res.writeHead(status, {
+          'content-type': 'application/json',
+          'content-length': String(Buffer.byteLength(body)),
+          ...extra,
+        });
         res.end(body);
       };
       if (delay > 0) setTimeout(answer, delay);
