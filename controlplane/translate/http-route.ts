@@ -478,6 +478,8 @@ export function resolveBackend(
   ref: BackendObjectReference,
   binding: Binding,
   clusters: Map<string, ClusterRef>,
+  // ReferenceGrant `from` names the referring kind: a grant for HTTPRoutes does not cover GRPCRoutes.
+  routeKind: 'HTTPRoute' | 'GRPCRoute' = 'HTTPRoute',
 ): string | RefProblem {
   const group = ref.group ?? '';
   const kind = ref.kind ?? 'Service';
@@ -492,7 +494,7 @@ export function resolveBackend(
     binding === 'gateway' &&
     !referenceAllowed(
       snapshot,
-      { group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: routeNs },
+      { group: 'gateway.networking.k8s.io', kind: routeKind, namespace: routeNs },
       { group: '', kind: 'Service', namespace: ns, name: ref.name },
     )
   )

@@ -226,7 +226,7 @@ function grpcResolvedRefs(ctx: Ctx, route: GRPCRoute, binding: 'gateway' | 'mesh
   const scratch = new Map<string, ClusterRef>();
   for (const rule of route.spec.rules ?? [])
     for (const ref of rule.backendRefs ?? []) {
-      const r = resolveBackend(ctx.snapshot, ns, ref, binding, scratch);
+      const r = resolveBackend(ctx.snapshot, ns, ref, binding, scratch, 'GRPCRoute');
       if (typeof r !== 'string') return { ok: false, reason: r.reason, message: r.message };
     }
   return { ok: true, reason: Reason.ResolvedRefs, message: 'All references resolved' };
