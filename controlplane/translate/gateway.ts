@@ -125,7 +125,8 @@ export function buildGateway(snapshot: ResourceSnapshot, gw: Gateway, opts: Gate
   if (!accepted) {
     for (const a of specAddresses) {
       const type = a.type ?? 'IPAddress';
-      if (type !== 'IPAddress' || !isIP(a.value)) {
+      // An empty value asks for an address of that type (GatewaySpecAddress.value): not an unsupported address.
+      if (type !== 'IPAddress' || (a.value && !isIP(a.value))) {
         accepted = cond(
           'Accepted',
           false,
@@ -138,7 +139,8 @@ export function buildGateway(snapshot: ResourceSnapshot, gw: Gateway, opts: Gate
     }
   }
   if (!accepted && specAddresses.length > 0) {
-    const unusable = specAddresses.filter((a) => !addressUsable(a.value, opts.usableAddresses));
+    const fixed = specAddresses.filter((a) => a.value);
+    const unusable = fixed.filter((a) => !addressUsable(a.value, opts.usableAddresses));
     if (unusable.length > 0)
       programmedProblem = cond(
         'Programmed',
@@ -147,7 +149,24 @@ export function buildGateway(snapshot: ResourceSnapshot, gw: Gateway, opts: Gate
         `address ${unusable.map((a) => a.value).join(', ')} cannot be assigned`,
         gen,
       );
-    else state.addresses = specAddresses.map((a) => ({ type: a.type ?? 'IPAddress', value: a.value }));
+    else {
+      state.addresses = fixed.map((a) => ({ type: a.type ?? 'IPAddress', value: a.value }));
+      // "When a value is unspecified, an implementation SHOULD automatically assign an address matching the
+      // requested type if possible": each empty entry takes one of the provisioned Service's IP addresses.
+      const spare = provisionedAddresses(snapshot, gw).filter(
+        (p) => p.type === 'IPAddress' && !state.addresses.some((a) => a.value === p.value),
+      );
+      const wanted = specAddresses.length - fixed.length;
+      state.addresses.push(...spare.slice(0, wanted));
+      if (spare.length < wanted)
+        programmedProblem = cond(
+          'Programmed',
+          false,
+          Reason.AddressNotAssigned,
+          'no address assigned yet to the IPAddress entries without a value: the Gateway Service has no address',
+          gen,
+        );
+    }
   } else if (!accepted) {
     state.addresses = provisionedAddresses(snapshot, gw);
     if (state.addresses.length === 0)
