@@ -10,8 +10,8 @@ import { pino } from 'pino';
 import { runProxyCli } from '../../sidecar/cli.ts';
 import { watchConfigFile } from '../../sidecar/config-file.ts';
 import { startEchoServer } from '../helpers/echo-server.ts';
+import { selfSigned } from '../helpers/self-signed.ts';
 import { cluster, edgeConfig, route, send, startTestProxy, to } from './harness.ts';
-import { TEST_CERT_PEM, TEST_KEY_PEM } from './config/fixtures.ts';
 
 const exact = (value: string) => ({ path: { type: 'Exact' as const, value } });
 
@@ -114,12 +114,13 @@ test('admin: /live, /ready (only with a config), /config_dump with private keys 
   t.is((await admin(p.adminPort, '/live')).status, 200);
   t.is((await admin(p.adminPort, '/ready')).status, 503);
   t.is((await admin(p.adminPort, '/config_dump')).status, 503);
+  const cert = selfSigned('example.com');
   await p.proxy.update(
     edgeConfig({
       protocol: 'HTTPS',
       routes: [route({ directResponse: { status: 200 } })],
       hosts: [{ listener: 'ns/gw/web', routeTable: 'rt', certificates: ['ns/cert'] }],
-      tlsCertificates: { 'ns/cert': { certChain: TEST_CERT_PEM, privateKey: TEST_KEY_PEM } },
+      tlsCertificates: { 'ns/cert': cert },
     }),
   );
   t.is((await admin(p.adminPort, '/ready')).status, 200);
@@ -127,7 +128,7 @@ test('admin: /live, /ready (only with a config), /config_dump with private keys 
   t.is(dump.status, 200);
   const config = JSON.parse(dump.body);
   t.is(config.tlsCertificates['ns/cert'].privateKey, '[redacted]');
-  t.is(config.tlsCertificates['ns/cert'].certChain, TEST_CERT_PEM);
+  t.is(config.tlsCertificates['ns/cert'].certChain, cert.certChain);
   t.false(dump.body.includes('PRIVATE KEY'));
   t.is((await admin(p.adminPort, '/nope')).status, 404);
 });
