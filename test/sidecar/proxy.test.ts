@@ -68,7 +68,7 @@ test('an invalid config is refused whole and the old one keeps serving', async (
     tlsCertificates: {
       'ns/cert': {
         certChain: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n',
-        privateKey: TEST_KEY_PEM,
+        privateKey: selfSigned('x.example').privateKey,
       },
     },
   });
