@@ -3,7 +3,9 @@
 // `weft translate` loads a directory, materialized, translated, and its `{ statuses, proxies }` compared with
 // <case>.out.yaml. `UPDATE_GOLDEN=1 npx ava test/controlplane/translate/golden.test.ts` rewrites the out files;
 // a missing out file fails unless UPDATE_GOLDEN is set. Each case also checks that every proxy config passes the
-// proxy's own validator and that a second translation is identical (the translator is pure).
+// proxy's own validator and that a second translation is identical (the translator is pure). A case whose out file
+// holds the correct expectation written by hand for a known translator bug starts with `# failing: <why>`: it runs
+// as test.failing (and is never rewritten) until the bug is fixed and the marker removed.
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,14 +22,14 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const fixtures = join(root, 'test/fixtures/translate');
 const update = process.env.UPDATE_GOLDEN === '1' || process.env.UPDATE_GOLDEN === 'true';
 
-/** `# options: {...}` in the comment block the file starts with. */
-function readOptions(text: string): TranslateOptions {
+/** `# <key>: <value>` in the comment block the file starts with. */
+function header(text: string, key: string): string | undefined {
   for (const line of text.split('\n')) {
     if (!line.startsWith('#')) break;
-    const m = /^#\s*options:\s*(.+)$/.exec(line);
-    if (m) return JSON.parse(m[1]) as TranslateOptions;
+    const m = new RegExp(`^#\\s*${key}:\\s*(.+)$`).exec(line);
+    if (m) return m[1];
   }
-  return {};
+  return undefined;
 }
 
 /** The serialized form of a result: what the out file holds. */
@@ -47,11 +49,12 @@ test('the golden suite has its cases', (t) => {
 });
 
 for (const name of cases) {
-  test(name, async (t) => {
-    const inFile = join(fixtures, `${name}.in.yaml`);
-    const outFile = join(fixtures, `${name}.out.yaml`);
-    const options = readOptions(readFileSync(inFile, 'utf8'));
-
+  const inFile = join(fixtures, `${name}.in.yaml`);
+  const outFile = join(fixtures, `${name}.out.yaml`);
+  const text = readFileSync(inFile, 'utf8');
+  const failing = header(text, 'failing') !== undefined;
+  const options = JSON.parse(header(text, 'options') ?? '{}') as TranslateOptions;
+  (failing ? test.failing : test)(name, async (t) => {
     const loaded = await loadFiles([inFile]);
     t.deepEqual(
       loaded.errors.map((e) => e.message),
@@ -75,7 +78,7 @@ for (const name of cases) {
     // Pure and deterministic: a fresh snapshot of the same objects translates to the same bytes.
     t.is(serialize(translate(ResourceSnapshot.from(materialize(loaded.resources)), options)), actual);
 
-    if (update) {
+    if (update && !failing) {
       writeFileSync(outFile, actual);
       t.pass('out file written');
       return;
