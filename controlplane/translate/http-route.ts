@@ -195,9 +195,10 @@ function compileRule(
   }
   let retry: Route['retry'];
   if (rule.retry) {
-    const attempts = rule.retry.attempts ?? 0;
-    if (!Number.isInteger(attempts) || attempts < 0 || attempts > 10)
-      throw new RuleError(Reason.UnsupportedValue, `retry.attempts ${attempts} is not an integer in 0..10`);
+    // Unset attempts are implementation-specific (HTTPRouteRetry.attempts, minimum 1): weft retries once, like Envoy.
+    const attempts = rule.retry.attempts ?? 1;
+    if (!Number.isInteger(attempts) || attempts < 1 || attempts > 10)
+      throw new RuleError(Reason.UnsupportedValue, `retry.attempts ${attempts} is not an integer in 1..10`);
     const codes = rule.retry.codes ?? [];
     for (const c of codes)
       if (!Number.isInteger(c) || c < 400 || c > 599)
