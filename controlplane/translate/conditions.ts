@@ -13,6 +13,7 @@ export const Reason = {
   AddressNotUsable: 'AddressNotUsable',
   NoConflicts: 'NoConflicts',
   HostnameConflict: 'HostnameConflict',
+  OverlappingHostnames: 'OverlappingHostnames',
   ProtocolConflict: 'ProtocolConflict',
   UnsupportedProtocol: 'UnsupportedProtocol',
   UnsupportedValue: 'UnsupportedValue',

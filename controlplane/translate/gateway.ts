@@ -12,6 +12,7 @@ import {
 } from '../resources/types.ts';
 import { cond, Reason } from './conditions.ts';
 import { SUPPORTED_FEATURES } from './features.ts';
+import { intersectHostnames } from './hostnames.ts';
 import { referenceAllowed } from './reference-grant.ts';
 import type { ConditionOut, GatewayClassStatusOut, ListenerStatusOut } from './types.ts';
 
@@ -28,6 +29,8 @@ export interface ListenerState {
   accepted: ConditionOut;
   resolvedRefs: ConditionOut;
   conflicted: ConditionOut;
+  /** OverlappingTLSConfig, only when True (a negative-polarity condition is never set False). */
+  overlappingTls?: ConditionOut;
   /** Secret keys (`namespace/name`) of the listener's certificates, resolved and valid. */
   certificates: { key: string; certChain: string; privateKey: string }[];
   /** Whether the listener gets data-plane configuration. */
@@ -96,6 +99,7 @@ export function buildGateway(snapshot: ResourceSnapshot, gw: Gateway, opts: Gate
 
   for (const l of gw.spec.listeners ?? []) state.listeners.push(buildListener(snapshot, state, l, gen));
   markConflicts(state.listeners, gen);
+  markOverlappingTls(state.listeners, gen);
 
   // Gateway-level problems.
   let accepted: ConditionOut | undefined;
@@ -357,6 +361,37 @@ function tlsPair(secret: Secret): { certChain: string; privateKey: string } | st
 }
 
 /**
+ * OverlappingTLSConfig (GEP-3567): HTTPS listeners on one port whose hostnames overlap — a name one
+ * serves, the other serves too; a listener without hostname serves every name — so a client that
+ * coalesces connections may reuse one's TLS session for the other's hosts. "Controllers MUST detect
+ * the presence of overlapping hostnames … This condition MUST be set on all Listeners with
+ * overlapping TLS config."
+ */
+function markOverlappingTls(listeners: ListenerState[], gen: number): void {
+  const https = listeners.filter((l) => l.listener.protocol === 'HTTPS');
+  for (const l of https) {
+    const others = https.filter(
+      (o) =>
+        o !== l &&
+        o.listener.port === l.listener.port &&
+        (l.hostname === undefined ||
+          o.hostname === undefined ||
+          intersectHostnames(l.hostname, o.hostname) !== undefined),
+    );
+    if (others.length > 0)
+      l.overlappingTls = cond(
+        'OverlappingTLSConfig',
+        true,
+        Reason.OverlappingHostnames,
+        `hostname "${l.hostname ?? '(any)'}" overlaps listener${others.length > 1 ? 's' : ''} ${others
+          .map((o) => `${o.listener.name} ("${o.hostname ?? '(any)'}")`)
+          .join(', ')} on port ${l.listener.port}`,
+        gen,
+      );
+  }
+}
+
+/**
  * Listener conflicts (ListenerConditionConflicted): on one port, HTTP and HTTPS conflict by
  * protocol; two listeners of one protocol with the same hostname (or both without) conflict by
  * hostname. Conflicted listeners are not programmed.
@@ -452,7 +487,7 @@ export function listenerStatus(l: ListenerState): ListenerStatusOut {
     name: l.listener.name,
     supportedKinds: l.supportedKinds.map((kind) => ({ group: GATEWAY_GROUP, kind })),
     attachedRoutes: l.attachedRoutes,
-    conditions: [l.accepted, programmed, l.resolvedRefs, l.conflicted],
+    conditions: [l.accepted, programmed, l.resolvedRefs, l.conflicted, ...(l.overlappingTls ? [l.overlappingTls] : [])],
   };
 }
 
