@@ -543,3 +543,21 @@ test('an IPAddress spec address without a value is assigned one (GatewaySpecAddr
   t.is(status.addresses.length, 1);
   t.regex(status.addresses[0].value, /^127\.30\./); // the provisioned Service's load-balancer address
 });
+
+test('HTTPS listeners with overlapping hostnames on one port carry OverlappingTLSConfig (and only they)', (t) => {
+  // The base Gateway same-namespace-with-https-listener has HTTPS listeners on 443 without hostname, for
+  // second-example.org and for *.wildcard.org (both overlap the first), and an HTTP one; GEP-3567: "This condition MUST be set on all Listeners with
+  // overlapping TLS config" and, being negative-polarity, "MUST NOT be set when it is False".
+  const cluster = setUpCase(cases.find((x) => x.test === 'HTTPRouteHTTPSListenerDetectMisdirectedRequests')!);
+  const gw = cluster.get({ kind: 'Gateway', namespace: INFRA, name: 'same-namespace-with-https-listener' });
+  const listeners = (
+    gw?.status as { listeners: { name: string; conditions: { type: string; status: string; reason: string }[] }[] }
+  ).listeners;
+  const spec = (gw?.spec as { listeners: { name: string; protocol: string; port: number }[] }).listeners;
+  const overlapping = (name: string) =>
+    listeners.find((l) => l.name === name)!.conditions.find((c) => c.type === 'OverlappingTLSConfig');
+  const https = spec.filter((l) => l.protocol === 'HTTPS' && l.port === 443).map((l) => l.name);
+  t.true(https.length >= 2);
+  for (const name of https) t.like(overlapping(name), { status: 'True', reason: 'OverlappingHostnames' }, name);
+  for (const l of spec.filter((x) => x.protocol !== 'HTTPS')) t.is(overlapping(l.name), undefined, l.name);
+});
