@@ -257,7 +257,7 @@ function describeFailures(steps: StepResult[]): string[] {
     .map((s) => `#${s.index} ${s.name}${s.subtest ? ` [${s.subtest}]` : ''}: ${s.message}`);
 }
 
-// ---------------------------------------------------------------- status checks
+// ---------------------------------------------------------------- unclaimed features, decided up front
 
 const statusCases = [...cases.filter((c) => (c.statusChecks ?? []).length > 0), ...TRANSCRIBED];
 const unclaimedOf = (c: ConformanceCase) => c.features.filter((f) => !CLAIMED.has(f));
