@@ -549,11 +549,10 @@ test('HTTPS listeners with overlapping hostnames on one port carry OverlappingTL
   // second-example.org and for *.wildcard.org (both overlap the first), and an HTTP one; GEP-3567: "This condition MUST be set on all Listeners with
   // overlapping TLS config" and, being negative-polarity, "MUST NOT be set when it is False".
   const cluster = setUpCase(cases.find((x) => x.test === 'HTTPRouteHTTPSListenerDetectMisdirectedRequests')!);
-  const gw = cluster.get({ kind: 'Gateway', namespace: INFRA, name: 'same-namespace-with-https-listener' });
-  const listeners = (
-    gw?.status as { listeners: { name: string; conditions: { type: string; status: string; reason: string }[] }[] }
-  ).listeners;
-  const spec = (gw?.spec as { listeners: { name: string; protocol: string; port: number }[] }).listeners;
+  const gw = cluster.get({ kind: 'Gateway', namespace: INFRA, name: 'same-namespace-with-https-listener' })!;
+  type ListenerStatus = { name: string; conditions: { type: string; status: string; reason: string }[] };
+  const listeners = (gw.status as { listeners: ListenerStatus[] }).listeners;
+  const spec = (gw.spec as { listeners: { name: string; protocol: string; port: number }[] }).listeners;
   const overlapping = (name: string) =>
     listeners.find((l) => l.name === name)!.conditions.find((c) => c.type === 'OverlappingTLSConfig');
   const https = spec.filter((l) => l.protocol === 'HTTPS' && l.port === 443).map((l) => l.name);
