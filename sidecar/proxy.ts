@@ -3,7 +3,7 @@
 // reference; requests in flight finish on the config they started with. A config that fails
 // validation, compilation or binding is refused whole and the previous one keeps serving.
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
 import { type Logger, pino } from 'pino';
 import { createAdminServer } from './admin.ts';
@@ -63,6 +63,18 @@ interface BoundListener {
   tls: boolean;
 }
 
+/** Every socket of a server, upgraded (WebSocket) ones included, which closeAllConnections misses. */
+const serverSockets = new WeakMap<Server, Set<Socket>>();
+
+function trackSockets(server: Server): void {
+  const sockets = new Set<Socket>();
+  serverSockets.set(server, sockets);
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+}
+
 function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -78,6 +90,7 @@ function closeServer(server: Server): Promise<void> {
     server.close(() => resolve());
     // Drain (finish in-flight, then close) is later work; for now connections are cut.
     server.closeAllConnections();
+    for (const socket of serverSockets.get(server) ?? []) socket.destroy();
   });
 }
 
@@ -118,6 +131,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
         if (bound.has(key)) continue;
         const tls = l.kind === 'gateway' && l.protocol === 'HTTPS';
         const server = createListenerServer(key, tls, ctx);
+        trackSockets(server);
         const port = options.listenPort ? options.listenPort(l) : l.port;
         const host = options.listenAddress ? options.listenAddress(l) : l.address;
         let address: AddressInfo;

@@ -1,7 +1,7 @@
 // Forwarder on undici Pools: one keep-alive pool per endpoint (HTTP/1.1, or h2c with prior
 // knowledge for h2c clusters). Aborting the request's signal destroys the upstream socket.
 import { PassThrough, type Readable } from 'node:stream';
-import { type Dispatcher, H2CClient, Pool } from 'undici';
+import { type Dispatcher, Pool } from 'undici';
 import type { EndpointState } from './endpoint-state.ts';
 import type { Forwarder, UpstreamRequest, UpstreamResponse } from './forwarder.ts';
 
@@ -33,10 +33,8 @@ export class UndiciForwarder implements Forwarder {
     if (pool === undefined) {
       pool =
         endpoint.protocol === 'h2c'
-          ? new Pool(endpoint.origin, {
-              ...this.#options,
-              factory: (origin: URL, opts: object) => new H2CClient(origin, opts as H2CClient.Options),
-            })
+          ? // Prior-knowledge HTTP/2: the pool's connector must know, not only its clients.
+            new Pool(endpoint.origin, { ...this.#options, allowH2: true, useH2c: true, pipelining: 100 })
           : new Pool(endpoint.origin, this.#options);
       this.#pools.set(endpoint.key, pool);
     }
