@@ -33,8 +33,14 @@ export class UndiciForwarder implements Forwarder {
     if (pool === undefined) {
       pool =
         endpoint.protocol === 'h2c'
-          ? // Prior-knowledge HTTP/2: the pool's connector must know, not only its clients.
-            new Pool(endpoint.origin, { ...this.#options, allowH2: true, useH2c: true, pipelining: 100 })
+          ? // Prior-knowledge HTTP/2. `useH2c` must be a top-level Pool option (undici's types list it
+            // only under h2Options): the pool builds the connector, and only there does it take effect.
+            new Pool(endpoint.origin, {
+              ...this.#options,
+              allowH2: true,
+              useH2c: true,
+              pipelining: 100,
+            } as Pool.Options)
           : new Pool(endpoint.origin, this.#options);
       this.#pools.set(endpoint.key, pool);
     }
