@@ -17,7 +17,7 @@ import {
 } from '../../sidecar/config/ca-api.ts';
 import { DEFAULT_LEAF_LIFETIME_MS, type MeshCA } from './ca.ts';
 import { CertRequestError } from './errors.ts';
-import { identityKey, type WorkloadIdentity } from './identity.ts';
+import { identityKey, spiffeIdOf, type WorkloadIdentity } from './identity.ts';
 import { DEFAULT_RATE_LIMIT, type RateLimitOptions, RateLimiter } from './rate-limit.ts';
 import type { TokenVerifier } from './tokens.ts';
 
@@ -89,6 +89,32 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
     req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
+  });
+}
+
+/** Discards the rest of a request body, up to DRAIN_MAX_BYTES or DRAIN_MAX_MS, whichever comes first. */
+const DRAIN_MAX_BYTES = 1024 * 1024;
+const DRAIN_MAX_MS = 1000;
+function drain(req: IncomingMessage): Promise<void> {
+  if (req.complete) return Promise.resolve();
+  return new Promise((resolve) => {
+    let size = 0;
+    const done = () => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', done);
+      req.off('error', done);
+      resolve();
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > DRAIN_MAX_BYTES) done();
+    };
+    const timer = setTimeout(done, DRAIN_MAX_MS);
+    req.on('data', onData);
+    req.on('end', done);
+    req.on('error', done);
+    req.resume();
   });
 }
 
@@ -164,7 +190,7 @@ export async function startCAServer(options: CAServerOptions): Promise<CAServer>
             code: err.code,
             status: err.status,
             reason: err.message,
-            ...(identity ? { identity: identityKey(identity), pod: identity.pod } : {}),
+            ...(identity ? { identity: spiffeIdOf(ca.trustDomain, identity), pod: identity.pod } : {}),
             ...err.details,
             remote,
           },
@@ -175,8 +201,12 @@ export async function startCAServer(options: CAServerOptions): Promise<CAServer>
           headers['retry-after'] = String(Math.max(1, Math.ceil(Number(err.details.retryAfterMs) / 1000)));
         }
         if (err.code === 'WEFT_ERR_METHOD_NOT_ALLOWED') headers.allow = 'POST';
-        // Unread body left on the socket: do not keep the connection.
-        if (err.code === 'WEFT_ERR_BODY_TOO_LARGE') headers.connection = 'close';
+        if (err.code === 'WEFT_ERR_BODY_TOO_LARGE') {
+          // Do not keep the connection; but read (and drop) a little more of the body first, so the client is
+          // not reset while still sending and gets to read this answer.
+          headers.connection = 'close';
+          await drain(req);
+        }
         send(res, err.status, { code: err.code, message: err.message }, headers);
         return;
       }

@@ -12,7 +12,7 @@ const own = { type: 6, value: spiffeId };
 
 function refused(t: import('ava').ExecutionContext, csrPem: string, code: string, message?: RegExp): void {
   const err = t.throws(() => checkCsr(csrPem, expected), { instanceOf: CsrError });
-  t.is<string | undefined>(err?.code, code, err?.message);
+  t.is(err?.code as string | undefined, code, err?.message);
   if (message) t.regex(err?.message ?? '', message);
 }
 

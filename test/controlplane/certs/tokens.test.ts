@@ -21,7 +21,7 @@ function verifier(now = t0) {
 
 async function rejects(t: import('ava').ExecutionContext, v: BootstrapTokens, token: string, code: string) {
   const err = await t.throwsAsync(v.verify(token), { instanceOf: TokenError });
-  t.is<string | undefined>(err?.code, code, err?.message);
+  t.is(err?.code as string | undefined, code, err?.message);
   t.is(err?.status, 401);
 }
 
