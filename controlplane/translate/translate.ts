@@ -15,6 +15,7 @@ import {
   type ParentReference,
   type Pod,
   type Service,
+  type ServicePort,
 } from '../resources/types.ts';
 import { cond, Reason } from './conditions.ts';
 import {
@@ -492,8 +493,6 @@ function sidecarConfigs(ctx: Ctx): Map<ProxyId, ProxyConfig> {
   const cctx = clusterContext(ctx, meshed);
   const services = ctx.snapshot.list('Service').filter((s) => clusterIPs(s).length > 0);
 
-  // Tables and clusters shared by every namespace (producer and default tables), built once.
-  const sharedTables = new Map<string, RouteTable>();
   const clusterCache = new Map<string, Cluster>();
   const cluster = (ref: ClusterRef): Cluster => {
     let c = clusterCache.get(ref.key);
@@ -521,59 +520,121 @@ function sidecarConfigs(ctx: Ctx): Map<ProxyId, ProxyConfig> {
     noMatchStatus: 404,
   });
 
+  // Per Service port, once: its producer (or default) table and the clusters that table names.
+  interface PortPlan {
+    port: ServicePort;
+    bindingKey: string;
+    tableKey: string;
+    table: RouteTable;
+    clusters: [string, Cluster][];
+    out: OutboundService['ports'][number];
+  }
+  interface ServicePlan {
+    svc: Service;
+    svcNs: string;
+    ports: PortPlan[];
+    /** The outbound entry as clients in other namespaces / in its own namespace see it (shared by reference). */
+    forOthers: OutboundService;
+    forOwn: OutboundService;
+  }
+  const clustersOf = (refs: Iterable<ClusterRef>): [string, Cluster][] => {
+    const m = new Map<string, Cluster>();
+    for (const ref of refs) m.set(ref.key, cluster(ref));
+    return [...m];
+  };
+  const plans: ServicePlan[] = [];
+  for (const svc of services) {
+    const svcNs = svc.metadata.namespace ?? 'default';
+    const svcKey = `${svcNs}/${svc.metadata.name}`;
+    const ports: PortPlan[] = [];
+    for (const p of svc.spec.ports ?? []) {
+      if ((p.protocol ?? 'TCP') !== 'TCP' || !clusterProtocol(p)) continue; // not HTTP: passed through untouched
+      const bindingKey = `${svcKey}:${p.port}`;
+      const tableKey = `mesh/${bindingKey}`;
+      const producer = ctx.meshBindings.get(bindingKey)?.producer ?? [];
+      let table: RouteTable;
+      let clusters: [string, Cluster][];
+      if (producer.length > 0) {
+        table = buildRouteTable(producer);
+        clusters = clustersOf(producer.flatMap((e) => [...e.compiled.clusters.values()]));
+      } else {
+        const ref = serviceClusterRef(svc, p);
+        table = defaultTable(svc, ref.key);
+        clusters = clustersOf([ref]);
+      }
+      const out: OutboundService['ports'][number] = { port: p.port, routeTable: tableKey };
+      if (p.name) out.name = p.name;
+      if (p.appProtocol) out.appProtocol = p.appProtocol;
+      ports.push({ port: p, bindingKey, tableKey, table, clusters, out });
+    }
+    if (ports.length === 0) continue;
+    const ips = clusterIPs(svc);
+    const portsOut = ports.map((pp) => pp.out);
+    plans.push({
+      svc,
+      svcNs,
+      ports,
+      forOthers: {
+        service: svcKey,
+        hostnames: serviceHostnames(svc, '', ctx.clusterDomain),
+        clusterIPs: ips,
+        ports: portsOut,
+      },
+      forOwn: {
+        service: svcKey,
+        hostnames: serviceHostnames(svc, svcNs, ctx.clusterDomain),
+        clusterIPs: ips,
+        ports: portsOut,
+      },
+    });
+  }
+
+  // Namespaces without consumer routes all see the same tables and clusters: build those once.
+  const consumerNamespaces = new Set<string>();
+  for (const b of ctx.meshBindings.values()) for (const ns of b.consumers.keys()) consumerNamespaces.add(ns);
+  let common: Pick<NamespaceOutbound, 'routeTables' | 'clusters'> | undefined;
+
   const perNamespace = new Map<string, NamespaceOutbound>();
   const outboundFor = (clientNs: string): NamespaceOutbound => {
     const hit = perNamespace.get(clientNs);
     if (hit) return hit;
-    const nsOut: NamespaceOutbound = { services: [], routeTables: {}, clusters: {} };
-    const useClusters = (refs: Iterable<ClusterRef>) => {
-      for (const ref of refs) nsOut.clusters[ref.key] = cluster(ref);
-    };
-    for (const svc of services) {
-      const svcNs = svc.metadata.namespace ?? 'default';
-      const svcKey = `${svcNs}/${svc.metadata.name}`;
-      const ports: OutboundService['ports'] = [];
-      for (const p of svc.spec.ports ?? []) {
-        if ((p.protocol ?? 'TCP') !== 'TCP' || !clusterProtocol(p)) continue; // not HTTP: passed through untouched
-        const binding = ctx.meshBindings.get(`${svcKey}:${p.port}`);
-        const consumer = clientNs !== svcNs ? binding?.consumers.get(clientNs) : undefined;
-        let tableKey: string;
-        let table: RouteTable;
-        let entries: TableEntry[] = [];
+    if (!consumerNamespaces.has(clientNs) && common) {
+      const nsOut: NamespaceOutbound = {
+        services: plans.map((plan) => (plan.svcNs === clientNs ? plan.forOwn : plan.forOthers)),
+        ...common,
+      };
+      perNamespace.set(clientNs, nsOut);
+      return nsOut;
+    }
+    const services: OutboundService[] = [];
+    const tables = new Map<string, RouteTable>();
+    const clusters = new Map<string, Cluster>();
+    for (const plan of plans) {
+      let consumerPorts: OutboundService['ports'] | undefined;
+      for (const [i, pp] of plan.ports.entries()) {
+        const consumer =
+          clientNs !== plan.svcNs ? ctx.meshBindings.get(pp.bindingKey)?.consumers.get(clientNs) : undefined;
         if (consumer && consumer.length > 0) {
           // Consumer routes replace the producer's for clients in their namespace (GEP-1294).
-          tableKey = `mesh/${svcKey}:${p.port}@${clientNs}`;
-          entries = consumer;
-          table = buildRouteTable(consumer);
-        } else if (binding && binding.producer.length > 0) {
-          tableKey = `mesh/${svcKey}:${p.port}`;
-          entries = binding.producer;
-          table = sharedTables.get(tableKey) ?? buildRouteTable(binding.producer);
-          sharedTables.set(tableKey, table);
+          consumerPorts ??= plan.ports.map((x) => x.out);
+          const tableKey = `mesh/${pp.bindingKey}@${clientNs}`;
+          consumerPorts[i] = { ...pp.out, routeTable: tableKey };
+          tables.set(tableKey, buildRouteTable(consumer));
+          for (const e of consumer) for (const ref of e.compiled.clusters.values()) clusters.set(ref.key, cluster(ref));
         } else {
-          tableKey = `mesh/${svcKey}:${p.port}`;
-          const ref = serviceClusterRef(svc, p);
-          table = sharedTables.get(tableKey) ?? defaultTable(svc, ref.key);
-          sharedTables.set(tableKey, table);
-          useClusters([ref]);
+          tables.set(pp.tableKey, pp.table);
+          for (const [k, c] of pp.clusters) clusters.set(k, c);
         }
-        for (const e of entries) useClusters(e.compiled.clusters.values());
-        nsOut.routeTables[tableKey] = table;
-        const port: OutboundService['ports'][number] = { port: p.port, routeTable: tableKey };
-        if (p.name) port.name = p.name;
-        if (p.appProtocol) port.appProtocol = p.appProtocol;
-        ports.push(port);
       }
-      if (ports.length === 0) continue;
-      nsOut.services.push({
-        service: svcKey,
-        hostnames: serviceHostnames(svc, clientNs, ctx.clusterDomain),
-        clusterIPs: clusterIPs(svc),
-        ports,
-      });
+      const base = plan.svcNs === clientNs ? plan.forOwn : plan.forOthers;
+      services.push(consumerPorts ? { ...base, ports: consumerPorts } : base);
     }
-    nsOut.routeTables = sortRecord(nsOut.routeTables);
-    nsOut.clusters = sortRecord(nsOut.clusters);
+    const nsOut: NamespaceOutbound = {
+      services,
+      routeTables: Object.fromEntries([...tables].sort(([a], [b]) => cmp(a, b))),
+      clusters: Object.fromEntries([...clusters].sort(([a], [b]) => cmp(a, b))),
+    };
+    if (!consumerNamespaces.has(clientNs)) common = { routeTables: nsOut.routeTables, clusters: nsOut.clusters };
     perNamespace.set(clientNs, nsOut);
     return nsOut;
   };
