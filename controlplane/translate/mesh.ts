@@ -137,3 +137,26 @@ export function serviceHostnames(svc: Service, clientNs: string, clusterDomain: 
   const names = [`${n}.${ns}`, `${n}.${ns}.svc`, `${n}.${ns}.svc.${clusterDomain}`];
   return ns === clientNs ? [n, ...names] : names;
 }
+
+// Istio's port-name convention (`<protocol>[-suffix]`), used when a port has no appProtocol.
+const OPAQUE_PORT_NAMES = new Set(['https', 'tls', 'tcp', 'mongo', 'mysql', 'redis', 'udp', 'postgres', 'amqp', 'kafka']);
+
+/**
+ * Whether sidecars route a Service port as HTTP. An appProtocol weft speaks says yes, any other
+ * appProtocol no; without one, a port named for an opaque protocol (`https`, `tls`, `tcp`,
+ * `mysql-primary`, …) is passed through untouched and everything else is treated as HTTP.
+ */
+export function routesAsHttp(port: ServicePort): boolean {
+  if ((port.protocol ?? 'TCP') !== 'TCP') return false;
+  if (port.appProtocol !== undefined) return clusterProtocol(port) !== undefined;
+  const prefix = (port.name ?? '').split('-')[0].toLowerCase();
+  return !OPAQUE_PORT_NAMES.has(prefix);
+}
+
+/** The Service weft provisions for a Gateway: its traffic goes to the edge proxy as it is, not through mesh routes. */
+export function isGatewayService(svc: Service): boolean {
+  return (
+    svc.metadata.labels?.['app.kubernetes.io/managed-by'] === 'weft' &&
+    svc.metadata.labels?.['gateway.networking.k8s.io/gateway-name'] !== undefined
+  );
+}

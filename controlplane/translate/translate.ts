@@ -30,7 +30,6 @@ import { effectiveHostnames } from './hostnames.ts';
 import {
   type ClusterRef,
   type CompiledRoute,
-  clusterProtocol,
   compileHttpRoute,
   resolveBackend,
 } from './http-route.ts';
@@ -38,10 +37,12 @@ import {
   buildCluster,
   type ClusterContext,
   clusterIPs,
+  isGatewayService,
   isMeshed,
   PLAINTEXT_ANNOTATION,
   podAppPorts,
   podIP,
+  routesAsHttp,
   serviceClusterRef,
   serviceHostnames,
   spiffeId,
@@ -491,7 +492,7 @@ function sidecarConfigs(ctx: Ctx): Map<ProxyId, ProxyConfig> {
   const meshed = meshedPodMap(ctx);
   if (meshed.size === 0) return out;
   const cctx = clusterContext(ctx, meshed);
-  const services = ctx.snapshot.list('Service').filter((s) => clusterIPs(s).length > 0);
+  const services = ctx.snapshot.list('Service').filter((s) => clusterIPs(s).length > 0 && !isGatewayService(s));
 
   const clusterCache = new Map<string, Cluster>();
   const cluster = (ref: ClusterRef): Cluster => {
@@ -548,7 +549,7 @@ function sidecarConfigs(ctx: Ctx): Map<ProxyId, ProxyConfig> {
     const svcKey = `${svcNs}/${svc.metadata.name}`;
     const ports: PortPlan[] = [];
     for (const p of svc.spec.ports ?? []) {
-      if ((p.protocol ?? 'TCP') !== 'TCP' || !clusterProtocol(p)) continue; // not HTTP: passed through untouched
+      if (!routesAsHttp(p)) continue; // not HTTP: the proxy passes it through untouched
       const bindingKey = `${svcKey}:${p.port}`;
       const tableKey = `mesh/${bindingKey}`;
       const producer = ctx.meshBindings.get(bindingKey)?.producer ?? [];
