@@ -66,7 +66,24 @@ export interface CompiledRoute {
 export interface CompiledVirtualHost {
   readonly domains: readonly string[];
   readonly routes: readonly CompiledRoute[];
+  /** For long route lists: candidates by path, so a lookup does not test every route. */
+  readonly index: RouteIndex | undefined;
 }
+
+/**
+ * Route positions by what their path match can match: Exact routes under their path, PathPrefix
+ * routes under their trimmed prefix, the rest (RegularExpression, no path) always candidates.
+ * Every list is in route order; the lookup takes the lowest matching position over the lists a
+ * path selects, which is the first match of the full list — precedence is preserved.
+ */
+export interface RouteIndex {
+  readonly exact: ReadonlyMap<string, readonly number[]>;
+  readonly prefix: ReadonlyMap<string, readonly number[]>;
+  readonly rest: readonly number[];
+}
+
+/** Below this many routes a straight scan is as fast as the index. */
+const INDEX_THRESHOLD = 32;
 
 /** Envoy's default pause between retries when the rule names none. */
 const DEFAULT_RETRY_BACKOFF_MS = 25;
@@ -193,27 +210,88 @@ function stringMatches(m: CompiledStringMatch, value: string | undefined): boole
   return m.exact !== undefined ? value === m.exact : m.regex!.test(value);
 }
 
+/** Query parameters of the request being matched, parsed on first need. */
+interface QueryCache {
+  params: Map<string, string> | undefined;
+}
+
+/** Whether the route's header, query and method matches hold (its path match is checked apart). */
+function restMatches(r: CompiledRoute, facts: RequestFacts, cache: QueryCache): boolean {
+  if (r.method !== undefined && r.method !== facts.method) return false;
+  for (let h = 0; h < r.headers.length; h++) {
+    const m = r.headers[h];
+    if (!stringMatches(m, headerValue(facts.rawHeaders, m.name))) return false;
+  }
+  if (r.queryParams.length > 0) {
+    cache.params ??= parseQuery(facts.query);
+    for (let q = 0; q < r.queryParams.length; q++) {
+      const m = r.queryParams[q];
+      if (!stringMatches(m, cache.params.get(m.name))) return false;
+    }
+  }
+  return true;
+}
+
 /** The first route of `routes` whose match holds for the request, or undefined. */
 export function matchRoute(routes: readonly CompiledRoute[], facts: RequestFacts): CompiledRoute | undefined {
-  let query: Map<string, string> | undefined;
-  outer: for (let i = 0; i < routes.length; i++) {
+  const cache: QueryCache = { params: undefined };
+  for (let i = 0; i < routes.length; i++) {
     const r = routes[i];
-    if (r.method !== undefined && r.method !== facts.method) continue;
-    if (!pathMatches(r, facts.path)) continue;
-    for (let h = 0; h < r.headers.length; h++) {
-      const m = r.headers[h];
-      if (!stringMatches(m, headerValue(facts.rawHeaders, m.name))) continue outer;
-    }
-    if (r.queryParams.length > 0) {
-      query ??= parseQuery(facts.query);
-      for (let q = 0; q < r.queryParams.length; q++) {
-        const m = r.queryParams[q];
-        if (!stringMatches(m, query.get(m.name))) continue outer;
-      }
-    }
-    return r;
+    if (pathMatches(r, facts.path) && restMatches(r, facts, cache)) return r;
   }
   return undefined;
+}
+
+/** Lowest position in `list` below `best` whose route matches; `best` when none. */
+function firstIn(
+  routes: readonly CompiledRoute[],
+  list: readonly number[] | undefined,
+  facts: RequestFacts,
+  cache: QueryCache,
+  best: number,
+): number {
+  if (list === undefined) return best;
+  for (let k = 0; k < list.length; k++) {
+    const i = list[k];
+    if (i >= best) return best;
+    if (pathMatches(routes[i], facts.path) && restMatches(routes[i], facts, cache)) return i;
+  }
+  return best;
+}
+
+function matchIndexed(vhost: CompiledVirtualHost, index: RouteIndex, facts: RequestFacts): CompiledRoute | undefined {
+  const routes = vhost.routes;
+  const path = facts.path;
+  const cache: QueryCache = { params: undefined };
+  let best = firstIn(routes, index.rest, facts, cache, routes.length);
+  best = firstIn(routes, index.exact.get(path), facts, cache, best);
+  best = firstIn(routes, index.prefix.get(''), facts, cache, best);
+  // Each ancestor of the path (`/a`, `/a/b`, …) and the path itself, without trailing slash.
+  for (let i = path.indexOf('/', 1); i > 0; i = path.indexOf('/', i + 1)) {
+    best = firstIn(routes, index.prefix.get(path.slice(0, i)), facts, cache, best);
+  }
+  if (path.length > 1 && path.charCodeAt(path.length - 1) !== 47) {
+    best = firstIn(routes, index.prefix.get(path), facts, cache, best);
+  }
+  return best < routes.length ? routes[best] : undefined;
+}
+
+function buildIndex(routes: readonly CompiledRoute[]): RouteIndex | undefined {
+  if (routes.length < INDEX_THRESHOLD) return undefined;
+  const exact = new Map<string, number[]>();
+  const prefix = new Map<string, number[]>();
+  const rest: number[] = [];
+  const push = (map: Map<string, number[]>, key: string, i: number) => {
+    const list = map.get(key);
+    if (list) list.push(i);
+    else map.set(key, [i]);
+  };
+  routes.forEach((r, i) => {
+    if (r.pathKind === PATH_EXACT) push(exact, r.pathValue, i);
+    else if (r.pathKind === PATH_PREFIX) push(prefix, r.pathValue, i);
+    else rest.push(i);
+  });
+  return { exact, prefix, rest };
 }
 
 export class CompiledRouteTable {
@@ -226,10 +304,8 @@ export class CompiledRouteTable {
   constructor(table: RouteTable, clusters: ReadonlyMap<string, CompiledCluster>, where = 'routeTable') {
     this.noMatchStatus = table.noMatchStatus;
     table.virtualHosts.forEach((vh, v) => {
-      const vhost: CompiledVirtualHost = {
-        domains: vh.domains,
-        routes: vh.routes.map((r, i) => compileRoute(r, clusters, `${where}.virtualHosts[${v}].routes[${i}]`)),
-      };
+      const routes = vh.routes.map((r, i) => compileRoute(r, clusters, `${where}.virtualHosts[${v}].routes[${i}]`));
+      const vhost: CompiledVirtualHost = { domains: vh.domains, routes, index: buildIndex(routes) };
       // A domain listed twice belongs to its first virtual host.
       for (const domain of vh.domains) {
         const d = domain.toLowerCase();
@@ -259,6 +335,7 @@ export class CompiledRouteTable {
   /** The route for a request, or undefined (→ noMatchStatus). */
   match(host: string, facts: RequestFacts): CompiledRoute | undefined {
     const vhost = this.virtualHost(host);
-    return vhost ? matchRoute(vhost.routes, facts) : undefined;
+    if (vhost === undefined) return undefined;
+    return vhost.index ? matchIndexed(vhost, vhost.index, facts) : matchRoute(vhost.routes, facts);
   }
 }
