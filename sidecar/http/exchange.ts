@@ -1,7 +1,7 @@
 // The forwarding half of a request, shared by every listener: body handling, mirrors, the
 // request timeout, the backend exchange, and streaming the response back with its filters.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { ProxyError, ProxyErrorCode } from '../errors.ts';
 import type { CompiledMirror } from '../filters/compiled-filters.ts';
@@ -63,8 +63,12 @@ function readBody(req: IncomingMessage): Promise<Buffer | null> {
 
 export async function exchange(rt: Runtime, req: IncomingMessage, res: ServerResponse, plan: ExchangePlan) {
   const abort = new AbortController();
+  let streaming: Readable | undefined;
   const onClose = () => {
-    if (!res.writableFinished) abort.abort(AbortReason.Client);
+    if (res.writableFinished) return;
+    // The client left: abort the exchange, or cut the response body already flowing.
+    abort.abort(AbortReason.Client);
+    if (streaming !== undefined) discardBody(streaming);
   };
   res.once('close', onClose);
   const requestTimer =
@@ -131,7 +135,12 @@ export async function exchange(rt: Runtime, req: IncomingMessage, res: ServerRes
     );
     return;
   }
-  pipeline(upstream.body, res, (err) => {
-    if (err && !abort.signal.aborted) rt.log.debug({ err }, 'response stream failed');
+  // pipe() rather than pipeline(): pipeline allocates and aborts an AbortController (and a
+  // DOMException) per call, a measurable share of a proxied request; the two ends are tied by hand.
+  streaming = upstream.body;
+  upstream.body.once('error', (err) => {
+    rt.log.debug({ err }, 'upstream response body failed');
+    res.destroy(err);
   });
+  upstream.body.pipe(res);
 }
