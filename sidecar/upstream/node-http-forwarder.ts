@@ -16,6 +16,8 @@ export interface NodeHttpForwarderOptions {
 
 export class NodeHttpForwarder implements Forwarder {
   readonly #agents = new Map<string, Agent>();
+  /** Endpoints that left the config; a request still on an old config gets a connection of its own. */
+  readonly #retired = new WeakSet<EndpointState>();
   readonly #h2c = new UndiciForwarder();
   readonly #options: NodeHttpForwarderOptions;
 
@@ -46,7 +48,7 @@ export class NodeHttpForwarder implements Forwarder {
         method: r.method,
         path: r.path,
         headers: r.headers as Record<string, string | string[]>,
-        agent: this.#agent(r.endpoint),
+        agent: this.#retired.has(r.endpoint) ? false : this.#agent(r.endpoint),
         // Host is in the headers; nothing is derived from the request line.
         setHost: false,
         insecureHTTPParser: false,
@@ -69,6 +71,7 @@ export class NodeHttpForwarder implements Forwarder {
   }
 
   retire(endpoint: EndpointState): void {
+    this.#retired.add(endpoint);
     if (endpoint.protocol === 'h2c') {
       this.#h2c.retire(endpoint);
       return;

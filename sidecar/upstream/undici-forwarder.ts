@@ -17,6 +17,8 @@ export interface UndiciForwarderOptions {
 
 export class UndiciForwarder implements Forwarder {
   readonly #pools = new Map<string, Pool>();
+  /** Endpoints that left the config; a request still on an old config gets a pool closed after it. */
+  readonly #retired = new WeakSet<EndpointState>();
   readonly #options: Pool.Options;
 
   constructor(options: UndiciForwarderOptions = {}) {
@@ -28,20 +30,23 @@ export class UndiciForwarder implements Forwarder {
     };
   }
 
+  #newPool(endpoint: EndpointState): Pool {
+    return endpoint.protocol === 'h2c'
+      ? // Prior-knowledge HTTP/2. `useH2c` must be a top-level Pool option (undici's types list it
+        // only under h2Options): the pool builds the connector, and only there does it take effect.
+        new Pool(endpoint.origin, {
+          ...this.#options,
+          allowH2: true,
+          useH2c: true,
+          pipelining: 100,
+        } as Pool.Options)
+      : new Pool(endpoint.origin, this.#options);
+  }
+
   #pool(endpoint: EndpointState): Pool {
     let pool = this.#pools.get(endpoint.key);
     if (pool === undefined) {
-      pool =
-        endpoint.protocol === 'h2c'
-          ? // Prior-knowledge HTTP/2. `useH2c` must be a top-level Pool option (undici's types list it
-            // only under h2Options): the pool builds the connector, and only there does it take effect.
-            new Pool(endpoint.origin, {
-              ...this.#options,
-              allowH2: true,
-              useH2c: true,
-              pipelining: 100,
-            } as Pool.Options)
-          : new Pool(endpoint.origin, this.#options);
+      pool = this.#newPool(endpoint);
       this.#pools.set(endpoint.key, pool);
     }
     return pool;
@@ -56,7 +61,11 @@ export class UndiciForwarder implements Forwarder {
       body.pipe(pass);
       body = pass;
     }
-    const res = await this.#pool(r.endpoint).request({
+    const retired = this.#retired.has(r.endpoint);
+    const pool = retired ? this.#newPool(r.endpoint) : this.#pool(r.endpoint);
+    // close() lets the request queued just below finish, then closes the connection.
+    if (retired) queueMicrotask(() => void pool.close().catch(() => {}));
+    const res = await pool.request({
       path: r.path,
       method: r.method as Dispatcher.HttpMethod,
       headers: r.headers as Record<string, string | string[]>,
@@ -67,6 +76,7 @@ export class UndiciForwarder implements Forwarder {
   }
 
   retire(endpoint: EndpointState): void {
+    this.#retired.add(endpoint);
     const pool = this.#pools.get(endpoint.key);
     if (!pool) return;
     this.#pools.delete(endpoint.key);

@@ -1,7 +1,7 @@
 // The proxy as a whole: hot swap (atomic, in-flight requests finish on the old config, bad
 // configs refused whole), the admin port, the file feed and the CLI entry.
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,6 +45,49 @@ test('update swaps the routes; a request in flight finishes on the config it sta
   t.is(old.json().pod, 'v1');
   t.is((await send(p.port, { path: '/a' })).status, 404);
   t.is((await send(p.port, { path: '/b' })).json().pod, 'v2');
+});
+
+test('a request routed on the old config still reaches an endpoint the new config dropped', async (t) => {
+  const v1 = await startEchoServer({ pod: 'v1' });
+  const v2 = await startEchoServer({ pod: 'v2' });
+  // A retry makes the proxy buffer the body, so the exchange starts only when the body is in.
+  const old = edgeConfig({
+    clusters: { 'ns/v1': cluster('ns/v1', v1) },
+    routes: [route({ retry: { attempts: 1 }, backends: to('ns/v1') })],
+  });
+  const p = await startTestProxy(old);
+  t.teardown(() => Promise.all([p.close(), v1.close(), v2.close()]));
+  const reply = new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: '127.0.0.1',
+        port: p.port,
+        method: 'POST',
+        path: '/slow-body',
+        headers: { host: 'x', 'content-length': '4' },
+        agent: false,
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', reject);
+    req.write('ab');
+    // Let the proxy route the request on the old config, then swap, then finish the body.
+    setTimeout(async () => {
+      await p.proxy.update(
+        edgeConfig({ clusters: { 'ns/v2': cluster('ns/v2', v2) }, routes: [route({ backends: to('ns/v2') })] }),
+      );
+      req.end('cd');
+    }, 200);
+  });
+  const r = await reply;
+  t.is(r.status, 200);
+  t.is(JSON.parse(r.body).pod, 'v1');
+  t.is(JSON.parse(r.body).body, 'abcd');
+  t.is((await send(p.port, { path: '/' })).json().pod, 'v2');
 });
 
 test('an invalid config is refused whole and the old one keeps serving', async (t) => {
