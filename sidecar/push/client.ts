@@ -83,6 +83,8 @@ export class PushConnectionError extends Error {
 type Events = {
   /** TLS is up and hello was sent. */
   connected: [];
+  /** A config frame arrived (before it is validated and applied). */
+  received: [version: string];
   /** A config was applied and acked. */
   applied: [version: string, config: ProxyConfig];
   /** A config was refused (nacked); the previous one keeps serving. */
@@ -280,6 +282,7 @@ export class PushClient extends EventEmitter<Events> {
         return;
       case 'config':
         this.#attempt = 0;
+        this.emit('received', f.version);
         this.#incoming = { version: f.version, config: f.config };
         if (!this.#applying) {
           this.#applying = this.#drain().finally(() => {
