@@ -7,6 +7,7 @@ import type {
   WeightedBackend,
 } from '../../sidecar/config/proxy-config.ts';
 import { regexProblem } from '../../sidecar/config/regex.ts';
+import { pathValueProblem } from '../../sidecar/config/validate.ts';
 import type { ResourceSnapshot } from '../resources/snapshot.ts';
 import type {
   BackendObjectReference,
@@ -256,11 +257,10 @@ function compileMatch(m: HTTPRouteMatch, j: number): RouteMatch {
   if (type === 'RegularExpression') {
     const problem = regexProblem(value);
     if (problem) throw new RuleError(Reason.UnsupportedValue, `${where}.path: ${problem}`);
-  } else if (!value.startsWith('/')) {
-    throw new RuleError(Reason.UnsupportedValue, `${where}.path.value "${value}" must start with "/"`);
-  } else if (/\/\/|\/\.\.?(\/|$)|[?#%]/.test(value)) {
-    // The CRD rejects these: a match value is compared against the normalised path.
-    throw new RuleError(Reason.UnsupportedValue, `${where}.path.value "${value}" is not a normalised path`);
+  } else {
+    // The proxy's own rule (HTTPPathMatch's CRD rules): a value it would refuse must not reach a config.
+    const problem = pathValueProblem(value);
+    if (problem) throw new RuleError(Reason.UnsupportedValue, `${where}.path.value "${value}" ${problem}`);
   }
   const out: RouteMatch = { path: { type, value }, headers: [], queryParams: [] };
   const seenHeaders = new Set<string>();

@@ -351,7 +351,8 @@ function semanticIssues(config: ProxyConfig): ConfigIssue[] {
 // normal form, so a configured value must already be one (and `%00` is refused like in requests).
 const PATH_CHARS = /^(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|%[0-9a-fA-F]{2})+$/;
 
-function pathValueProblem(value: string): string | undefined {
+/** Why an Exact/PathPrefix match value is not acceptable, or undefined; the translator reports it in route status. */
+export function pathValueProblem(value: string): string | undefined {
   if (!value.startsWith('/')) return 'must start with "/"';
   if (!PATH_CHARS.test(value)) return 'may contain only RFC 3986 path characters and %-escapes';
   for (const bad of ['//', '/./', '/../', '%2f', '%2F', '%00']) {
