@@ -7,7 +7,7 @@ import type {
   WeightedBackend,
 } from '../../sidecar/config/proxy-config.ts';
 import { regexProblem } from '../../sidecar/config/regex.ts';
-import { pathValueProblem } from '../../sidecar/config/validate.ts';
+import { pathValueProblem, routeIssues } from '../../sidecar/config/validate.ts';
 import type { ResourceSnapshot } from '../resources/snapshot.ts';
 import type {
   BackendObjectReference,
@@ -226,6 +226,11 @@ function compileRule(
     if (unresolvedExtension) r.directResponse = { status: 500, body: 'unresolved extensionRef filter' };
     else if (backends.length === 0 && !filters.redirect)
       r.directResponse = { status: 500, body: 'no backendRefs for this rule' };
+    // Whatever the proxy's schema would refuse (header characters, hostnames…) drops this rule here,
+    // with the reason in status, rather than invalidating every config that carries the route.
+    const issues = routeIssues(r);
+    if (issues.length > 0)
+      throw new RuleError(Reason.UnsupportedValue, issues.map((i) => `${i.path}: ${i.reason}`).join('; '));
     return { match: j, route: r };
   });
   return { rule: index, routes };

@@ -11,6 +11,7 @@ import {
   type ProxyConfig,
   ProxyConfigSchema,
   type Route,
+  RouteSchema,
   type RouteTable,
 } from './proxy-config.ts';
 import { regexProblem } from './regex.ts';
@@ -33,6 +34,16 @@ export function parseProxyConfig(input: unknown): ProxyConfig {
   const result = check(input);
   if (result.ok) return result.config;
   throw result.versionError ?? new ConfigError(result.issues);
+}
+
+/**
+ * Schema issues of one route on its own (paths relative to the route). The translator runs it on
+ * every route it compiles, so a value the proxy would refuse is reported in that route's status
+ * instead of making a whole ProxyConfig invalid.
+ */
+export function routeIssues(route: unknown): ConfigIssue[] {
+  const parsed = RouteSchema.safeParse(route, { reportInput: true });
+  return parsed.success ? [] : parsed.error.issues.flatMap(fromZodIssue);
 }
 
 type CheckResult =
