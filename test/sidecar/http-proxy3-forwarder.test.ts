@@ -1,0 +1,109 @@
+// The http-proxy-3 engine behind the Forwarder interface: the same exchange semantics as the
+// other two, so the benchmark compares engines that do the same work.
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import test from 'ava';
+import { HttpProxy3Forwarder } from '../../sidecar/upstream/http-proxy3-forwarder.ts';
+import { startEchoServer } from '../helpers/echo-server.ts';
+import { cluster, edgeConfig, route, send, startTestProxy, to } from './harness.ts';
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+test('forwards method, path, headers, streamed and buffered bodies over one kept-alive connection', async (t) => {
+  const echo = await startEchoServer({ pod: 'e' });
+  // Counts the upstream connections the engine opens.
+  const sockets = new Set<Socket>();
+  const counter = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  counter.on('connection', (s: Socket) => sockets.add(s));
+  await new Promise<void>((r) => counter.listen(0, '127.0.0.1', r));
+  const counterPort = (counter.address() as AddressInfo).port;
+  const p = await startTestProxy(
+    edgeConfig({
+      clusters: {
+        'ns/e': cluster('ns/e', echo),
+        'ns/c': { service: 'ns/c', port: 80, endpoints: [{ address: '127.0.0.1', port: counterPort }] },
+      },
+      routes: [
+        route({ match: { path: { type: 'PathPrefix', value: '/count' } }, backends: to('ns/c') }),
+        // A retry policy makes the proxy buffer small bodies (a Buffer reaches the engine).
+        route({
+          match: { path: { type: 'PathPrefix', value: '/buffered' } },
+          retry: { attempts: 1 },
+          backends: to('ns/e'),
+        }),
+        route({ backends: to('ns/e') }),
+      ],
+    }),
+    { forwarder: new HttpProxy3Forwarder() },
+  );
+  t.teardown(async () => {
+    await Promise.all([p.close(), echo.close()]);
+    counter.closeAllConnections();
+    await new Promise((r) => counter.close(r));
+  });
+  const big = 'x'.repeat(200_000); // above the replay limit: streamed
+  const streamed = await send(p.port, { method: 'PUT', path: '/u?a=1', body: big, headers: { 'x-h': 'v' } });
+  t.is(streamed.status, 200);
+  const seen = streamed.json();
+  t.is(seen.method, 'PUT');
+  t.is(seen.path, '/u?a=1');
+  t.is(seen.headers['x-h'], 'v');
+  t.is(seen.host, 'example.com');
+  t.is(seen.body.length, big.length);
+  const buffered = await send(p.port, { method: 'POST', path: '/buffered', body: 'small' });
+  t.is(buffered.json().body, 'small');
+  const get = await send(p.port, { path: '/g' });
+  t.is(get.json().body, '');
+  t.false('transfer-encoding' in get.json().headers);
+  for (let i = 0; i < 5; i++) t.is((await send(p.port, { path: `/count/${i}` })).body, 'ok');
+  t.is(sockets.size, 1);
+});
+
+test('refused connection → 503; timeout → 504 with the upstream aborted; client abort aborts upstream', async (t) => {
+  const echo = await startEchoServer({ pod: 'e' });
+  const dead = await freePort();
+  const p = await startTestProxy(
+    edgeConfig({
+      clusters: {
+        'ns/dead': { service: 'ns/dead', port: 80, endpoints: [{ address: '127.0.0.1', port: dead }] },
+        'ns/e': cluster('ns/e', echo),
+      },
+      routes: [
+        route({ match: { path: { type: 'Exact', value: '/dead' } }, backends: to('ns/dead') }),
+        route({ match: { path: { type: 'Exact', value: '/slow' } }, timeouts: { request: 100 }, backends: to('ns/e') }),
+        route({ backends: to('ns/e') }),
+      ],
+    }),
+    { forwarder: new HttpProxy3Forwarder() },
+  );
+  t.teardown(() => Promise.all([p.close(), echo.close()]));
+  const refused = await send(p.port, { path: '/dead', method: 'POST', body: 'b' });
+  t.is(refused.status, 503);
+  t.is(refused.headers['x-weft-error'], 'WEFT_ERR_UPSTREAM_CONNECT');
+  const slow = await send(p.port, { path: '/slow', headers: { 'x-echo-delay-ms': '5000' } });
+  t.is(slow.status, 504);
+  await echo.waitForAborts(1);
+  // The client leaves while the upstream is still working on its answer.
+  const req = httpRequest({
+    host: '127.0.0.1',
+    port: p.port,
+    path: '/gone',
+    headers: { host: 'example.com', 'x-echo-delay-ms': '5000' },
+    agent: false,
+  });
+  req.on('error', () => {});
+  req.end();
+  await echo.waitForRequests(2);
+  req.destroy();
+  await echo.waitForAborts(2);
+  t.is(echo.aborted[1].path, '/gone');
+});
