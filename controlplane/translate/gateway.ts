@@ -13,6 +13,7 @@ import {
 import { cond, Reason } from './conditions.ts';
 import { SUPPORTED_FEATURES } from './features.ts';
 import { intersectHostnames } from './hostnames.ts';
+import { hostnameProblem } from './hostnames.ts';
 import { referenceAllowed } from './reference-grant.ts';
 import type { ConditionOut, GatewayClassStatusOut, ListenerStatusOut } from './types.ts';
 
@@ -218,7 +219,14 @@ function buildListener(snapshot: ResourceSnapshot, gw: GatewayState, l: Listener
     programmable: true,
     attachedRoutes: 0,
   };
-  if (l.hostname) state.hostname = l.hostname.toLowerCase();
+  if (l.hostname) state.hostname = l.hostname;
+  const invalid =
+    (l.hostname !== undefined ? hostnameProblem(l.hostname) : undefined) ??
+    (Number.isInteger(l.port) && l.port >= 1 && l.port <= 65535 ? undefined : `port ${l.port} is not in 1..65535`);
+  if (invalid) {
+    state.accepted = cond('Accepted', false, Reason.UnsupportedValue, invalid, gen);
+    state.programmable = false;
+  }
   const kinds = ROUTE_KINDS[l.protocol];
   if (!kinds) {
     state.accepted = cond(

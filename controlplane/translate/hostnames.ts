@@ -58,3 +58,14 @@ export function covers(pattern: string, domain: string): boolean {
   if (isWildcard(domain)) return domain.slice(1).endsWith(pattern.slice(1)) && domain.length > pattern.length;
   return hostMatches(pattern, domain);
 }
+
+// Gateway API Hostname (apis/v1/shared_types.go): RFC 1123, lower case, an optional leading `*.` label.
+const HOSTNAME = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** Why `h` is not a Gateway API Hostname, or undefined. */
+export function hostnameProblem(h: string): string | undefined {
+  if (h.length === 0 || h.length > 253) return `hostname "${h}" must be 1 to 253 characters`;
+  if (!HOSTNAME.test(h))
+    return `hostname "${h}" is not a valid lower-case RFC 1123 hostname (with an optional leading "*.")`;
+  return undefined;
+}

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { Cluster, Endpoint } from '../../sidecar/config/proxy-config.ts';
 import type { ResourceSnapshot } from '../resources/snapshot.ts';
 import type { Pod, Service, ServicePort } from '../resources/types.ts';
@@ -38,7 +39,7 @@ export function podIP(pod: Pod): string | undefined {
 export function clusterIPs(svc: Service): string[] {
   if (svc.spec.type === 'ExternalName') return [];
   const ips = svc.spec.clusterIPs?.length ? svc.spec.clusterIPs : svc.spec.clusterIP ? [svc.spec.clusterIP] : [];
-  return ips.filter((ip) => ip && ip !== 'None');
+  return ips.filter((ip) => isIP(ip) !== 0);
 }
 
 /** Ports a sidecar serves for: declared container ports and every port an EndpointSlice sends to this pod. */
@@ -90,6 +91,7 @@ export function buildCluster(ctx: ClusterContext, ref: ClusterRef): Cluster {
           : undefined;
       const pod = podKey ? ctx.meshedPods.get(podKey) : undefined;
       for (const address of e.addresses) {
+        if (isIP(address) === 0) continue; // not an address the proxy can dial
         const id = `${address}:${port}`;
         if (seen.has(id)) continue;
         seen.add(id);
@@ -139,7 +141,18 @@ export function serviceHostnames(svc: Service, clientNs: string, clusterDomain: 
 }
 
 // Istio's port-name convention (`<protocol>[-suffix]`), used when a port has no appProtocol.
-const OPAQUE_PORT_NAMES = new Set(['https', 'tls', 'tcp', 'mongo', 'mysql', 'redis', 'udp', 'postgres', 'amqp', 'kafka']);
+const OPAQUE_PORT_NAMES = new Set([
+  'https',
+  'tls',
+  'tcp',
+  'mongo',
+  'mysql',
+  'redis',
+  'udp',
+  'postgres',
+  'amqp',
+  'kafka',
+]);
 
 /**
  * Whether sidecars route a Service port as HTTP. An appProtocol weft speaks says yes, any other

@@ -26,13 +26,8 @@ import {
   listenerStatus,
   namespaceAllowed,
 } from './gateway.ts';
-import { effectiveHostnames } from './hostnames.ts';
-import {
-  type ClusterRef,
-  type CompiledRoute,
-  compileHttpRoute,
-  resolveBackend,
-} from './http-route.ts';
+import { effectiveHostnames, hostnameProblem } from './hostnames.ts';
+import { type ClusterRef, type CompiledRoute, compileHttpRoute, resolveBackend } from './http-route.ts';
 import {
   buildCluster,
   type ClusterContext,
@@ -273,6 +268,9 @@ function attachToGateway(
   const ns = route.metadata.namespace ?? 'default';
   const compiled = route.kind === 'HTTPRoute' ? compiledFor(ctx, route, 'gateway') : undefined;
   const resolved = compiled ? compiled.resolvedRefs : grpcResolvedRefs(ctx, route as GRPCRoute, 'gateway');
+  const badHostname = (route.spec.hostnames ?? []).map(hostnameProblem).find((p) => p !== undefined);
+  if (badHostname)
+    return routeConditions(gen, { ok: false, reason: Reason.UnsupportedValue, message: badHostname }, resolved, []);
 
   const candidates = gw.listeners.filter(
     (l) =>
