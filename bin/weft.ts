@@ -4,6 +4,7 @@
 // 1 failure (bad input, a problem in status, a runtime error), 2 usage error, 3 a bug in weft.
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { injectCommand } from './commands/inject.ts';
 import { proxyStatusCommand } from './commands/proxy-status.ts';
 import { translateCommand } from './commands/translate.ts';
 import { CliError, EXIT } from './errors.ts';
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
     .version(weftVersion(), '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help');
   program.addCommand(translateCommand());
+  program.addCommand(injectCommand(weftVersion()));
   program.addCommand(proxyStatusCommand());
   // Settings .command() would copy to subcommands, applied to all since they are built apart:
   // commander must throw instead of exiting, so usage errors get exit code 2 here.
