@@ -485,13 +485,28 @@ export class PushServer extends EventEmitter<Events> {
     }
     conn.pending = undefined;
     const now = this.#now();
-    this.#write(conn, { type: 'config', version: vc.version, config: vc.config });
+    this.#writeConfig(conn, vc);
     conn.lastSent = vc.version;
     conn.lastSentAt = now;
     conn.record.lastSentVersion = vc.version;
     conn.record.lastSentAt = iso(now);
     this.#stats.configsSent++;
     this.#log.debug({ event: 'config.sent', proxyId: conn.proxyId, version: vc.version }, 'config sent');
+  }
+
+  /** A config frame; from the pipeline's canonical chunks when present (shared parts are not serialized again). */
+  #writeConfig(conn: Conn, vc: VersionedConfig): void {
+    const s = conn.socket;
+    if (s.destroyed || !s.writable) return;
+    if (!vc.json) {
+      this.#write(conn, { type: 'config', version: vc.version, config: vc.config });
+      return;
+    }
+    s.cork();
+    s.write(`{"type":"config","version":${JSON.stringify(vc.version)},"config":`);
+    for (const chunk of vc.json.chunks) s.write(chunk);
+    s.write('}\n');
+    s.uncork();
   }
 
   #write(conn: Conn, frame: ServerFrame): void {

@@ -13,7 +13,7 @@ import type { ProxyConfig } from '../../sidecar/config/proxy-config.ts';
 import type { ResourceSnapshot } from '../resources/snapshot.ts';
 import { translate as defaultTranslate } from '../translate/translate.ts';
 import type { ProxyId, StatusOut, TranslateOptions, TranslateResult } from '../translate/types.ts';
-import { contentHash } from './canonical.ts';
+import { type CanonicalJson, type ChunkCache, canonicalChunks, hashChunks } from './canonical.ts';
 import type { Runner, RunnerContext } from './runner.ts';
 import { WatchableMap } from './watchable.ts';
 
@@ -21,6 +21,11 @@ import { WatchableMap } from './watchable.ts';
 export interface VersionedConfig {
   readonly version: string;
   readonly config: ProxyConfig;
+  /**
+   * The canonical JSON the version hashes, as chunks shared with the other configs of the translation (see
+   * canonicalChunks): the push server writes these instead of serializing each config again.
+   */
+  readonly json?: CanonicalJson;
 }
 
 /** What the pipeline needs of a provider (FileProvider has it; the Kubernetes provider will). */
@@ -72,9 +77,12 @@ export function statusKey(s: StatusOut): string {
 
 /** Versions every config of a translation (the cache serializes shared route tables and clusters once). */
 export function versionConfigs(proxies: ReadonlyMap<ProxyId, ProxyConfig>): Map<ProxyId, VersionedConfig> {
-  const cache = new WeakMap<object, string>();
+  const cache: ChunkCache = new WeakMap();
   const out = new Map<ProxyId, VersionedConfig>();
-  for (const [id, config] of proxies) out.set(id, { version: contentHash(config, cache), config });
+  for (const [id, config] of proxies) {
+    const json = canonicalChunks(config, cache);
+    out.set(id, { version: hashChunks(json), config, json });
+  }
   return out;
 }
 

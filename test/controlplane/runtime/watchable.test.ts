@@ -1,7 +1,7 @@
 // WatchableMap: first delivery is the full state, later ones coalesce, equal values are not re-sent. Most tests
 // drive deliveries with a manual scheduler (deterministic: a delivery happens exactly when the test runs it).
 import test from 'ava';
-import { canonicalJson, contentHash } from '../../../controlplane/runtime/canonical.ts';
+import { canonicalChunks, canonicalJson, contentHash, hashChunks } from '../../../controlplane/runtime/canonical.ts';
 import { type WatchBatch, WatchableMap, type WatchableMapOptions } from '../../../controlplane/runtime/watchable.ts';
 
 function manual<V>(options: WatchableMapOptions<V> = {}) {
@@ -233,4 +233,25 @@ test('canonical JSON sorts keys at every depth and hashes equal content equally'
   const cache = new WeakMap<object, string>();
   t.is(canonicalJson({ x: shared, y: shared }, cache), '{"x":{"big":[1,2,3]},"y":{"big":[1,2,3]}}');
   t.is(cache.get(shared), '{"big":[1,2,3]}');
+});
+
+test('canonical chunks are the canonical JSON bytes, and a shared big object is referenced, not copied', (t) => {
+  const table = { routes: Array.from({ length: 500 }, (_, i) => ({ path: `/p${i}`, weight: i, ünï: 'ç' })) };
+  const a = { id: 'a', tables: { shared: table }, listeners: [{ port: 1 }] };
+  const b = { tables: { shared: table }, id: 'b', listeners: [] };
+  const cache = new WeakMap();
+  const ca = canonicalChunks(a, cache);
+  const cb = canonicalChunks(b, cache);
+  for (const [value, json] of [
+    [a, ca],
+    [b, cb],
+  ] as const) {
+    t.is(Buffer.concat(json.chunks).toString('utf8'), canonicalJson(value));
+    t.is(json.byteLength, Buffer.byteLength(canonicalJson(value)));
+    t.is(hashChunks(json), contentHash(value));
+  }
+  const shared = ca.chunks.filter((c) => cb.chunks.includes(c));
+  t.true(shared.length > 0);
+  t.true(shared.reduce((n, c) => n + c.length, 0) >= Buffer.byteLength(canonicalJson(table)));
+  t.is(Buffer.concat(canonicalChunks(undefined).chunks).toString(), 'null');
 });
