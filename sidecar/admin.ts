@@ -6,6 +6,8 @@ import type { ProxyConfig } from './config/proxy-config.ts';
 export interface AdminSource {
   /** The config being served, or undefined before the first valid one. */
   config(): ProxyConfig | undefined;
+  /** With a config: why the proxy is still not ready (a sidecar without a workload certificate), else undefined. */
+  notReady?(): string | undefined;
 }
 
 const REDACTED = '[redacted]';
@@ -42,10 +44,12 @@ export function createAdminServer(source: AdminSource): Server {
         case '/live':
           send(res, 200, 'text/plain; charset=utf-8', 'live\n');
           return;
-        case '/ready':
-          if (config) send(res, 200, 'text/plain; charset=utf-8', 'ready\n');
-          else send(res, 503, 'text/plain; charset=utf-8', 'no valid config yet\n');
+        case '/ready': {
+          const blocker = config ? source.notReady?.() : 'no valid config yet';
+          if (blocker === undefined) send(res, 200, 'text/plain; charset=utf-8', 'ready\n');
+          else send(res, 503, 'text/plain; charset=utf-8', `${blocker}\n`);
           return;
+        }
         case '/config_dump':
           if (config) send(res, 200, 'application/json', `${JSON.stringify(redactConfig(config), null, 2)}\n`);
           else send(res, 503, 'text/plain; charset=utf-8', 'no valid config yet\n');

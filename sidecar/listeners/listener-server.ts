@@ -6,6 +6,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
+import type { TlsOptions } from 'node:tls';
 import type { CompiledListener } from '../compiled-config.ts';
 import { ProxyError, ProxyErrorCode } from '../errors.ts';
 import { exchange, type Runtime } from '../http/exchange.ts';
@@ -15,6 +16,7 @@ import { type Decision, decideRouted } from '../http/routed-request.ts';
 import { forwardWebSocket, isWebSocketUpgrade, rawReply, rawReplyError } from '../http/websocket.ts';
 import { resolveGateway, sniContext } from './gateway.ts';
 import { resolveInbound } from './inbound.ts';
+import { resolveMesh } from './mesh.ts';
 import { type OriginalDestinationLookup, resolveOutbound } from './outbound.ts';
 
 export interface ServerLimits {
@@ -49,6 +51,7 @@ export interface ListenerContext {
 /** What to do with a request that passed the hygiene checks. */
 function decide(ctx: ListenerContext, listener: CompiledListener, req: IncomingMessage): Decision {
   if (listener.kind === 'inbound') return resolveInbound(listener, req);
+  if (listener.kind === 'mesh') return resolveMesh(listener, req);
   const routed =
     listener.kind === 'gateway'
       ? resolveGateway(listener, req)
@@ -62,7 +65,8 @@ function decideChecked(ctx: ListenerContext, key: string, req: IncomingMessage):
   return requestProblem(req, ctx.limits) ?? decide(ctx, listener, req);
 }
 
-export function createListenerServer(key: string, tls: boolean, ctx: ListenerContext): Server {
+/** `tlsOptions`: extra server options for a TLS listener (the mesh listener's client-certificate policy). */
+export function createListenerServer(key: string, tls: boolean, ctx: ListenerContext, tlsOptions?: TlsOptions): Server {
   const { limits } = ctx;
   const options = {
     insecureHTTPParser: false,
@@ -104,6 +108,7 @@ export function createListenerServer(key: string, tls: boolean, ctx: ListenerCon
   const server: Server = tls
     ? (createHttpsServer({
         ...options,
+        ...tlsOptions,
         SNICallback: (servername, cb) => {
           const l = ctx.current(key);
           cb(null, l?.kind === 'gateway' ? sniContext(l, servername) : undefined);
