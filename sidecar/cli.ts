@@ -1,8 +1,10 @@
-// `weft proxy --mode sidecar|edge --config FILE`: the entry the `weft` command wires in.
+// `weft proxy --mode sidecar|edge --config FILE [--cert FILE --key FILE --roots FILE]`: the entry the `weft`
+// command wires in.
 import { Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
 import { readConfigFile, watchConfigFile } from './config-file.ts';
 import { type RunningProxy, startProxy } from './proxy.ts';
+import { FileIdentitySource } from './upstream/mtls-files.ts';
 
 export interface ProxyCliHandle {
   proxy: RunningProxy;
@@ -30,16 +32,42 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
     .requiredOption('--config <file>', 'ProxyConfig as YAML or JSON')
     .option('--admin-port <port>', 'admin port (default: the config’s admin.port)', port)
     .option('--log-level <level>', 'pino log level', 'info')
+    .option('--cert <file>', 'workload certificate chain (PEM, leaf first) for mTLS; reloaded on change')
+    .option('--key <file>', 'private key of --cert (PEM)')
+    .option('--roots <file>', 'trust bundle (PEM) that --cert and the peers chain to')
     .exitOverride();
   program.parse([...argv], { from: 'user' });
-  const opts = program.opts<{ mode: 'sidecar' | 'edge'; config: string; adminPort?: number; logLevel: string }>();
+  const opts = program.opts<{
+    mode: 'sidecar' | 'edge';
+    config: string;
+    adminPort?: number;
+    logLevel: string;
+    cert?: string;
+    key?: string;
+    roots?: string;
+  }>();
+  const given = [opts.cert, opts.key, opts.roots].filter((f) => f !== undefined).length;
+  if (given !== 0 && given !== 3) {
+    throw new InvalidArgumentError('--cert, --key and --roots go together');
+  }
   const log = pino({ name: 'weft-proxy', level: opts.logLevel });
-  const proxy = await startProxy({
-    config: await readConfigFile(opts.config),
-    mode: opts.mode,
-    adminPort: opts.adminPort,
-    logger: log,
-  });
+  const identity =
+    opts.cert !== undefined
+      ? await FileIdentitySource.open({ certFile: opts.cert, keyFile: opts.key!, rootsFile: opts.roots!, log })
+      : undefined;
+  let proxy: RunningProxy;
+  try {
+    proxy = await startProxy({
+      config: await readConfigFile(opts.config),
+      mode: opts.mode,
+      adminPort: opts.adminPort,
+      logger: log,
+      identity,
+    });
+  } catch (err) {
+    await identity?.close();
+    throw err;
+  }
   const watcher = watchConfigFile(opts.config, proxy, log);
   log.info({ mode: opts.mode, addresses: proxy.addresses }, 'weft proxy serving');
   let stopping: Promise<void> | undefined;
@@ -49,6 +77,7 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
       process.off('SIGINT', onSignal);
       await watcher.close();
       await proxy.close();
+      await identity?.close();
     })();
     return stopping;
   };

@@ -18,10 +18,20 @@ export const ProxyErrorCode = {
   BackendUnresolved: 'WEFT_ERR_BACKEND_UNRESOLVED',
   /** A cluster has no ready endpoint. */
   NoEndpoint: 'WEFT_ERR_NO_ENDPOINT',
-  /** The chosen endpoint requires mTLS (identity/meshPort), which this build does not speak yet. */
+  /** The chosen endpoint requires mTLS (identity/meshPort) and this proxy was started without a workload identity. */
   MtlsUnavailable: 'WEFT_ERR_MTLS_UNAVAILABLE',
   /** The upstream refused, reset or failed the connection. */
   UpstreamConnect: 'WEFT_ERR_UPSTREAM_CONNECT',
+  /** The chosen endpoint requires mTLS and this proxy has no valid certificate (none yet, or expired). */
+  NoCertificate: 'WEFT_ERR_NO_CERTIFICATE',
+  /** The mTLS handshake with a peer proxy failed (its chain does not verify against the trust bundle…). */
+  UpstreamTls: 'WEFT_ERR_UPSTREAM_TLS',
+  /** The peer proxy's certificate carries another SPIFFE ID than the endpoint's `identity`. */
+  UpstreamIdentity: 'WEFT_ERR_UPSTREAM_IDENTITY',
+  /** Mesh listener: the caller's verified certificate has no SPIFFE ID in the trust domain. */
+  PeerIdentity: 'WEFT_ERR_PEER_IDENTITY',
+  /** Mesh listener: `x-weft-target-port` is missing, malformed or not one of the app's ports. */
+  TargetPort: 'WEFT_ERR_TARGET_PORT',
   /** The request or backendRequest timeout expired before the response headers arrived. */
   UpstreamTimeout: 'WEFT_ERR_UPSTREAM_TIMEOUT',
   /** An HTTPS request's Host selects another listener host than its SNI did. */

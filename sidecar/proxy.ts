@@ -20,6 +20,7 @@ import {
 import type { OriginalDestinationLookup } from './listeners/outbound.ts';
 import { EndpointRegistry } from './upstream/endpoint-state.ts';
 import type { Forwarder } from './upstream/forwarder.ts';
+import { type IdentitySource, MESH_SERVER_OPTIONS, MeshTls } from './upstream/mtls.ts';
 import { UndiciForwarder } from './upstream/undici-forwarder.ts';
 
 export interface StartProxyOptions {
@@ -40,6 +41,12 @@ export interface StartProxyOptions {
   originalDestination?: OriginalDestinationLookup;
   logger?: Logger;
   limits?: Partial<ServerLimits>;
+  /**
+   * The workload certificate for mTLS (mesh listener, meshed endpoints): a WorkloadIdentity, a FileIdentitySource
+   * or a StaticIdentity. Read per new connection, so rotation needs no restart. Absent: meshed endpoints are
+   * refused (WEFT_ERR_MTLS_UNAVAILABLE). A sidecar with one is not ready while it has no valid certificate.
+   */
+  identity?: IdentitySource;
 }
 
 export interface ProxyAddresses {
@@ -96,7 +103,9 @@ function closeServer(server: Server): Promise<void> {
 
 export async function startProxy(options: StartProxyOptions): Promise<RunningProxy> {
   const log = options.logger ?? pino({ name: 'weft-proxy' });
-  const registry = new EndpointRegistry();
+  const mesh = new MeshTls({ source: options.identity });
+  mesh.on('error', (err) => log.error({ err }, 'workload credentials unusable for the mesh listener'));
+  const registry = new EndpointRegistry(mesh);
   const forwarder = options.forwarder ?? new UndiciForwarder();
   const limits: ServerLimits = { ...DEFAULT_SERVER_LIMITS, ...options.limits };
   let current: CompiledConfig | undefined;
@@ -118,19 +127,15 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
 
   const apply = async (next: CompiledConfig): Promise<void> => {
     const wanted = new Map<string, Listener>();
-    for (const l of next.config.listeners) {
-      if (l.kind === 'mesh') {
-        log.warn({ listener: l.name }, 'mesh listener (mTLS) is not implemented yet; not bound');
-        continue;
-      }
-      wanted.set(listenerKey(l), l);
-    }
+    for (const l of next.config.listeners) wanted.set(listenerKey(l), l);
     const started = new Map<string, BoundListener>();
     try {
       for (const [key, l] of wanted) {
         if (bound.has(key)) continue;
-        const tls = l.kind === 'gateway' && l.protocol === 'HTTPS';
-        const server = createListenerServer(key, tls, ctx);
+        const tls = (l.kind === 'gateway' && l.protocol === 'HTTPS') || l.kind === 'mesh';
+        const server = createListenerServer(key, tls, ctx, l.kind === 'mesh' ? MESH_SERVER_OPTIONS : undefined);
+        // The mesh listener's certificate follows the workload identity (rotation) from here on.
+        if (l.kind === 'mesh') mesh.serve(server as unknown as TlsServer);
         trackSockets(server);
         const port = options.listenPort ? options.listenPort(l) : l.port;
         const host = options.listenAddress ? options.listenAddress(l) : l.address;
@@ -151,6 +156,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
     }
     const previous = current;
     current = next;
+    mesh.configure(next.config.trust);
     for (const [key, s] of started) bound.set(key, s);
     for (const key of wanted.keys()) {
       const c = next.listeners.get(key);
@@ -186,7 +192,16 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
     return run;
   };
 
-  const admin = createAdminServer({ config: () => current?.config });
+  const admin = createAdminServer({
+    config: () => current?.config,
+    // A sidecar that cannot speak mTLS yet would only fail meshed traffic with 503s.
+    notReady: () => {
+      const config = current?.config;
+      if (config === undefined || (options.mode ?? config.proxy.mode) !== 'sidecar') return undefined;
+      if (!mesh.hasIdentity && !config.listeners.some((l) => l.kind === 'mesh')) return undefined;
+      return mesh.credentials() === undefined ? 'no valid workload certificate yet' : undefined;
+    },
+  });
   let initial: CompiledConfig | undefined;
   if (options.config !== undefined) initial = prepare(options.config);
   const adminPort = options.adminPort ?? initial?.config.admin.port ?? 15020;
@@ -209,6 +224,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
         const servers = [...bound.values()].map((s) => closeServer(s.server));
         bound.clear();
         await Promise.all([...servers, closeServer(admin)]);
+        mesh.close();
         await forwarder.close();
       })();
       return closing;

@@ -21,8 +21,8 @@ export function sendMirror(
   body: Buffer | null,
 ): void {
   const endpoint = pickEndpoint(mirror.cluster.endpoints, Date.now());
-  // mTLS endpoints wait for the mesh transport; a mirror is never worth plaintext.
-  if (endpoint === undefined || endpoint.identity !== undefined) return;
+  // A meshed endpoint goes over mTLS like the real request; without a certificate the forwarder refuses it.
+  if (endpoint === undefined) return;
   const state = endpoint.state;
   let copy = headers;
   if (body === null && (headers['content-length'] !== undefined || headers['transfer-encoding'] !== undefined)) {

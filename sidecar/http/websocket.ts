@@ -7,6 +7,7 @@ import { ProxyError, ProxyErrorCode } from '../errors.ts';
 import type { HeaderMap } from '../filters/header-modifier.ts';
 import { pickEndpoint } from '../upstream/balancer.ts';
 import { isConnectFailure } from '../upstream/forwarder.ts';
+import { createMeshConnection, meshRequestHeaders } from '../upstream/mtls.ts';
 import type { ExchangePlan, Runtime } from './exchange.ts';
 import { downstreamResponseHeaders } from './hygiene.ts';
 
@@ -59,11 +60,15 @@ export function forwardWebSocket(rt: Runtime, req: IncomingMessage, socket: Dupl
     rawReplyError(socket, new ProxyError(ProxyErrorCode.NoEndpoint, 503, `no ready endpoint in ${plan.cluster.key}`));
     return;
   }
-  if (endpoint.identity !== undefined) {
-    rawReplyError(socket, new ProxyError(ProxyErrorCode.MtlsUnavailable, 503, 'endpoint requires mTLS'));
+  const state = endpoint.state;
+  let headers: HeaderMap;
+  try {
+    // A meshed endpoint: mTLS to its proxy, or a 503 when there is no certificate (never plaintext).
+    headers = meshRequestHeaders(state, plan.headers);
+  } catch (err) {
+    rawReplyError(socket, err as ProxyError);
     return;
   }
-  const state = endpoint.state;
   state.inFlight++;
   let finished = false;
   const finish = () => {
@@ -76,8 +81,9 @@ export function forwardWebSocket(rt: Runtime, req: IncomingMessage, socket: Dupl
     port: state.port,
     method: 'GET',
     path: plan.path,
-    headers: { ...plan.headers, connection: 'Upgrade', upgrade: req.headers.upgrade } as Record<string, string>,
-    agent: false,
+    headers: { ...headers, connection: 'Upgrade', upgrade: req.headers.upgrade } as Record<string, string>,
+    agent: state.mesh ? undefined : false,
+    createConnection: state.mesh ? createMeshConnection(state) : undefined,
     setHost: false,
     insecureHTTPParser: false,
   });
@@ -111,7 +117,12 @@ export function forwardWebSocket(rt: Runtime, req: IncomingMessage, socket: Dupl
     if (socket.destroyed) return;
     if (isConnectFailure(err)) state.recordConnectFailure(Date.now());
     rt.log.debug({ err }, 'websocket upstream failed');
-    rawReplyError(socket, new ProxyError(ProxyErrorCode.UpstreamConnect, 503, `upstream failed: ${err.message}`));
+    rawReplyError(
+      socket,
+      err instanceof ProxyError
+        ? err
+        : new ProxyError(ProxyErrorCode.UpstreamConnect, 503, `upstream failed: ${err.message}`),
+    );
   });
   upstream.end();
 }

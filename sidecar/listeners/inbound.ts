@@ -11,6 +11,7 @@ import { parseTarget } from '../http/request-target.ts';
 import { normalizePath } from '../router/path.ts';
 import type { CompiledCluster } from '../upstream/cluster.ts';
 import type { EndpointRegistry } from '../upstream/endpoint-state.ts';
+import { PEER_IDENTITY_HEADER } from '../upstream/mtls.ts';
 
 type InboundListener = Extract<Listener, { kind: 'inbound' }>;
 
@@ -51,6 +52,8 @@ export function resolveInbound(l: CompiledInboundListener, req: IncomingMessage)
   const path = normalizePath(target.path);
   if (path === null) return new ProxyError(ProxyErrorCode.BadPath, 400, 'path cannot be normalised safely');
   const headers = upstreamRequestHeaders(req.headers, l.app.protocol === 'h2c');
+  // Only the mesh listener vouches for a caller; a plaintext client's claim is dropped.
+  delete headers[PEER_IDENTITY_HEADER];
   if (req.headers.host !== undefined) headers.host = req.headers.host;
   return {
     kind: 'forward',

@@ -1,11 +1,12 @@
 // Clusters compiled for the request path: only ready endpoints, each bound to its shared state.
 import type { Cluster } from '../config/proxy-config.ts';
+import { ConfigCompileError } from '../errors.ts';
 import type { EndpointRegistry, EndpointState, UpstreamProtocol } from './endpoint-state.ts';
 
 export interface CompiledEndpoint {
   readonly state: EndpointState;
   readonly pod: string | undefined;
-  /** Present when the endpoint must be reached over mTLS (not in this build: refused with 503). */
+  /** Present when the endpoint must be reached over mTLS (then `state.mesh` says how). */
   readonly identity: string | undefined;
 }
 
@@ -27,7 +28,15 @@ export function compileCluster(key: string, cluster: Cluster, registry: Endpoint
   const endpoints: CompiledEndpoint[] = [];
   for (const e of cluster.endpoints) {
     if (!e.ready) continue;
-    endpoints.push({ state: registry.get(e.address, e.port, protocol), pod: e.pod, identity: e.identity });
+    // Meshed: one hop of HTTP/1.1 over mTLS to the peer proxy, which speaks the cluster's protocol to its app.
+    if (e.identity !== undefined && e.meshPort === undefined) {
+      throw new ConfigCompileError(`cluster ${key}: endpoint ${e.address} has an identity but no meshPort`);
+    }
+    const state =
+      e.identity !== undefined
+        ? registry.getMeshed(e.address, e.meshPort!, e.identity, e.port)
+        : registry.get(e.address, e.port, protocol);
+    endpoints.push({ state, pod: e.pod, identity: e.identity });
   }
   return { key, service: cluster.service, protocol: cluster.protocol, endpoints };
 }

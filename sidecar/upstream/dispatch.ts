@@ -62,17 +62,9 @@ export async function dispatch(forwarder: Forwarder, input: DispatchInput): Prom
         error: new ProxyError(ProxyErrorCode.NoEndpoint, 503, `no ready endpoint in cluster ${cluster.key}`),
       };
     }
-    if (endpoint.identity !== undefined) {
-      // Never plaintext to an endpoint that expects mTLS.
-      return {
-        ok: false,
-        error: new ProxyError(
-          ProxyErrorCode.MtlsUnavailable,
-          503,
-          `endpoint ${endpoint.state.origin} of ${cluster.key} requires mTLS, which this proxy does not speak yet`,
-        ),
-      };
-    }
+    // A meshed endpoint without a certificate to present: refused here, never sent plaintext.
+    const unmeshable = endpoint.state.mesh?.transport.unavailable();
+    if (unmeshable !== undefined) return { ok: false, error: unmeshable };
     previous = endpoint;
     const last = attempt >= maxAttempts;
     const attemptAbort = new AbortController();
@@ -102,12 +94,18 @@ export async function dispatch(forwarder: Forwarder, input: DispatchInput): Prom
       if (attemptAbort.signal.aborted) error = abortError(attemptAbort.signal.reason);
       else {
         if (isConnectFailure(err)) state.recordConnectFailure(Date.now());
-        error = new ProxyError(
-          ProxyErrorCode.UpstreamConnect,
-          503,
-          `upstream ${state.origin} failed: ${(err as Error).message}`,
-          { cause: err },
-        );
+        // The forwarder's own verdicts (mTLS: no certificate, wrong peer identity…) keep their code.
+        error =
+          err instanceof ProxyError
+            ? err
+            : new ProxyError(
+                ProxyErrorCode.UpstreamConnect,
+                503,
+                `upstream ${state.origin} failed: ${(err as Error).message}`,
+                {
+                  cause: err,
+                },
+              );
       }
     } finally {
       clearTimeout(timer);

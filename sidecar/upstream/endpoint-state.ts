@@ -1,7 +1,17 @@
 // Per-endpoint load and health, kept across config swaps so a new config does not forget
 // which endpoints are busy or refusing connections, and so keep-alive pools survive.
+import { type MeshTransport, NO_MESH_TRANSPORT } from './mtls.ts';
 
 export type UpstreamProtocol = 'http1' | 'h2c';
+
+/** A meshed endpoint: reached over mTLS at the peer proxy's mesh port, which hands the request to `targetPort`. */
+export interface MeshTarget {
+  /** The SPIFFE ID the peer proxy's certificate must carry, exactly. */
+  readonly identity: string;
+  /** The app port on the peer, sent in `x-weft-target-port`. */
+  readonly targetPort: number;
+  readonly transport: MeshTransport;
+}
 
 /** How long an endpoint that refused a connection is skipped: doubling from the base, capped. */
 const EJECT_BASE_MS = 1_000;
@@ -10,13 +20,16 @@ const EJECT_MAX_MS = 30_000;
 const EWMA_ALPHA = 0.3;
 
 export class EndpointState {
-  /** `protocol|address|port`: one pool per key. */
+  /** `protocol|address|port` (meshed: `mtls|address|meshPort|targetPort|identity`): one pool per key. */
   readonly key: string;
-  /** `http://address:port`, IPv6 bracketed. */
+  /** `http://address:port` (meshed: `https://address:meshPort`), IPv6 bracketed. */
   readonly origin: string;
   readonly address: string;
+  /** The port connected to: the mesh port for a meshed endpoint (never its app port). */
   readonly port: number;
   readonly protocol: UpstreamProtocol;
+  /** Present for a meshed endpoint: then only mTLS to `port` is allowed. */
+  readonly mesh: MeshTarget | undefined;
   inFlight = 0;
   /** Moving average of time to response headers, ms; 0 until the first response. */
   ewmaMs = 0;
@@ -24,12 +37,13 @@ export class EndpointState {
   ejectedUntil = 0;
   consecutiveFailures = 0;
 
-  constructor(address: string, port: number, protocol: UpstreamProtocol) {
+  constructor(address: string, port: number, protocol: UpstreamProtocol, mesh?: MeshTarget) {
     this.address = address;
     this.port = port;
     this.protocol = protocol;
-    this.key = `${protocol}|${address}|${port}`;
-    this.origin = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
+    this.mesh = mesh;
+    this.key = mesh ? meshKey(address, port, mesh) : `${protocol}|${address}|${port}`;
+    this.origin = `${mesh ? 'https' : 'http'}://${address.includes(':') ? `[${address}]` : address}:${port}`;
   }
 
   /** P2C cost: pending work weighted by how slow the endpoint has been. */
@@ -54,15 +68,35 @@ export class EndpointState {
   }
 }
 
+const meshKey = (address: string, port: number, m: { identity: string; targetPort: number }) =>
+  `mtls|${address}|${port}|${m.targetPort}|${m.identity}`;
+
 /** All endpoint states of a proxy, shared by every config it runs. */
 export class EndpointRegistry {
   readonly #states = new Map<string, EndpointState>();
+  readonly #mesh: MeshTransport;
+
+  /** `mesh`: how meshed endpoints are reached (the proxy's MeshTls); without it they are refused. */
+  constructor(mesh: MeshTransport = NO_MESH_TRANSPORT) {
+    this.#mesh = mesh;
+  }
 
   get(address: string, port: number, protocol: UpstreamProtocol): EndpointState {
     const key = `${protocol}|${address}|${port}`;
     let state = this.#states.get(key);
     if (!state) {
       state = new EndpointState(address, port, protocol);
+      this.#states.set(key, state);
+    }
+    return state;
+  }
+
+  /** A meshed endpoint: HTTP/1.1 over mTLS to the peer proxy at `address:meshPort`, for its app's `targetPort`. */
+  getMeshed(address: string, meshPort: number, identity: string, targetPort: number): EndpointState {
+    const key = meshKey(address, meshPort, { identity, targetPort });
+    let state = this.#states.get(key);
+    if (!state) {
+      state = new EndpointState(address, meshPort, 'http1', { identity, targetPort, transport: this.#mesh });
       this.#states.set(key, state);
     }
     return state;

@@ -41,6 +41,9 @@ const CONNECT_CODES = new Set([
   'EADDRNOTAVAIL',
   'UND_ERR_CONNECT_TIMEOUT',
   'ETIMEDOUT',
+  // mTLS: the peer proxy's chain or identity is not the one the config expects.
+  'WEFT_ERR_UPSTREAM_TLS',
+  'WEFT_ERR_UPSTREAM_IDENTITY',
 ]);
 
 export function isConnectFailure(err: unknown): boolean {

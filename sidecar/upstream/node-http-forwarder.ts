@@ -1,10 +1,12 @@
 // Forwarder on node:http keep-alive Agents, one per endpoint: the second engine, so the
 // benchmark can compare it with the undici pools on the same routes. h2c endpoints are handed
-// to an undici forwarder (node:http speaks HTTP/1.1 only).
+// to an undici forwarder (node:http speaks HTTP/1.1 only). Meshed endpoints get an Agent whose
+// connections are mTLS to the peer proxy, made with the certificate current at connect time.
 import { Agent, type IncomingMessage, request as httpRequest } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { EndpointState } from './endpoint-state.ts';
 import type { Forwarder, UpstreamRequest, UpstreamResponse } from './forwarder.ts';
+import { createMeshConnection, meshRequestHeaders } from './mtls.ts';
 import { UndiciForwarder } from './undici-forwarder.ts';
 
 export interface NodeHttpForwarderOptions {
@@ -34,6 +36,7 @@ export class NodeHttpForwarder implements Forwarder {
         timeout: this.#options.idleTimeoutMs ?? 4_000,
         scheduling: 'lifo',
       });
+      if (endpoint.mesh) agent.createConnection = createMeshConnection(endpoint);
       this.#agents.set(endpoint.key, agent);
     }
     return agent;
@@ -41,14 +44,23 @@ export class NodeHttpForwarder implements Forwarder {
 
   request(r: UpstreamRequest): Promise<UpstreamResponse> {
     if (r.endpoint.protocol === 'h2c') return this.#h2c.request(r);
+    let headers: UpstreamRequest['headers'];
+    try {
+      headers = meshRequestHeaders(r.endpoint, r.headers);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const retired = this.#retired.has(r.endpoint);
     return new Promise((resolve, reject) => {
       const req = httpRequest({
         host: r.endpoint.address,
         port: r.endpoint.port,
         method: r.method,
         path: r.path,
-        headers: r.headers as Record<string, string | string[]>,
-        agent: this.#retired.has(r.endpoint) ? false : this.#agent(r.endpoint),
+        headers: headers as Record<string, string | string[]>,
+        // A one-off connection for a retired endpoint: its own (mTLS) connector, or a plain socket.
+        agent: retired ? (r.endpoint.mesh ? undefined : false) : this.#agent(r.endpoint),
+        createConnection: retired && r.endpoint.mesh ? createMeshConnection(r.endpoint) : undefined,
         // Host is in the headers; nothing is derived from the request line.
         setHost: false,
         insecureHTTPParser: false,

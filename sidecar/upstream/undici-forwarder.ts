@@ -1,9 +1,11 @@
 // Forwarder on undici Pools: one keep-alive pool per endpoint (HTTP/1.1, or h2c with prior
-// knowledge for h2c clusters). Aborting the request's signal destroys the upstream socket.
+// knowledge for h2c clusters, or HTTP/1.1 over mTLS to a peer proxy for meshed endpoints).
+// Aborting the request's signal destroys the upstream socket.
 import { PassThrough, type Readable } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
 import type { EndpointState } from './endpoint-state.ts';
 import type { Forwarder, UpstreamRequest, UpstreamResponse } from './forwarder.ts';
+import { meshConnect, meshRequestHeaders } from './mtls.ts';
 
 export interface UndiciForwarderOptions {
   /** Idle keep-alive connections are closed after this long (ms). */
@@ -31,6 +33,15 @@ export class UndiciForwarder implements Forwarder {
   }
 
   #newPool(endpoint: EndpointState): Pool {
+    // The connector makes each new connection with the certificate current at that moment (rotation).
+    if (endpoint.mesh) {
+      const connect = meshConnect(endpoint);
+      return new Pool(endpoint.origin, {
+        ...this.#options,
+        connect: (_options, callback) =>
+          connect((err, socket) => (err ? callback(err, null) : callback(null, socket!))),
+      });
+    }
     return endpoint.protocol === 'h2c'
       ? // Prior-knowledge HTTP/2. `useH2c` must be a top-level Pool option (undici's types list it
         // only under h2Options): the pool builds the connector, and only there does it take effect.
@@ -53,6 +64,7 @@ export class UndiciForwarder implements Forwarder {
   }
 
   async request(r: UpstreamRequest): Promise<UpstreamResponse> {
+    const headers = meshRequestHeaders(r.endpoint, r.headers);
     let body: Buffer | Readable | null = r.body;
     if (body !== null && !Buffer.isBuffer(body)) {
       // undici destroys a stream body when the exchange fails; a PassThrough keeps that from
@@ -68,7 +80,7 @@ export class UndiciForwarder implements Forwarder {
     const res = await pool.request({
       path: r.path,
       method: r.method as Dispatcher.HttpMethod,
-      headers: r.headers as Record<string, string | string[]>,
+      headers: headers as Record<string, string | string[]>,
       body,
       signal: r.signal,
     });
