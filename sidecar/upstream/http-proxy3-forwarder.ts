@@ -2,14 +2,16 @@
 // named): the third engine of the benchmark's comparison (issue 3 §7). http-proxy-3 works on a
 // server's req/res pair; the Forwarder interface hands it an already-routed request, so each
 // exchange gets a small stand-in for both, and `selfHandleResponse` gives the upstream response
-// back instead of piping it. Connections are kept alive by one node:http Agent per endpoint;
-// h2c endpoints go to an undici forwarder (http-proxy-3's node:http path speaks HTTP/1.1 only).
+// back instead of piping it. Connections are kept alive by one node:http Agent per endpoint
+// (for a meshed endpoint, an Agent whose connections are mTLS to the peer proxy); h2c endpoints
+// go to an undici forwarder (http-proxy-3's node:http path speaks HTTP/1.1 only).
 import { EventEmitter } from 'node:events';
 import { Agent, type IncomingMessage } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import type { EndpointState } from './endpoint-state.ts';
 import type { Forwarder, UpstreamRequest, UpstreamResponse } from './forwarder.ts';
+import { createMeshConnection, meshRequestHeaders } from './mtls.ts';
 import { UndiciForwarder } from './undici-forwarder.ts';
 
 export interface HttpProxy3ForwarderOptions {
@@ -72,14 +74,29 @@ export class HttpProxy3Forwarder implements Forwarder {
         timeout: this.#options.idleTimeoutMs ?? 4_000,
         scheduling: 'lifo',
       });
+      if (endpoint.mesh) agent.createConnection = createMeshConnection(endpoint);
       this.#agents.set(endpoint.key, agent);
     }
+    return agent;
+  }
+
+  /** A retired endpoint's request gets a connection of its own (mTLS for a meshed one), closed after it. */
+  #oneOff(endpoint: EndpointState): Agent | false {
+    if (!endpoint.mesh) return false;
+    const agent = new Agent({ keepAlive: false });
+    agent.createConnection = createMeshConnection(endpoint);
     return agent;
   }
 
   request(r: UpstreamRequest): Promise<UpstreamResponse> {
     if (r.endpoint.protocol === 'h2c') return this.#h2c.request(r);
     if (r.signal.aborted) return Promise.reject(r.signal.reason);
+    let headers: UpstreamRequest['headers'];
+    try {
+      headers = meshRequestHeaders(r.endpoint, r.headers);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return new Promise((resolve, reject) => {
       const stream = r.body !== null && !Buffer.isBuffer(r.body) ? (r.body as Readable) : undefined;
       const body = stream === undefined ? (r.body as Buffer | null) : null;
@@ -89,7 +106,7 @@ export class HttpProxy3Forwarder implements Forwarder {
       const req: StandInRequest = {
         method: r.method,
         url: r.path,
-        headers: r.headers as Record<string, string | string[]>,
+        headers: headers as Record<string, string | string[]>,
         httpVersionMajor: 1,
         socket: { destroyed: false },
         on: noop,
@@ -120,7 +137,7 @@ export class HttpProxy3Forwarder implements Forwarder {
         res as never,
         {
           target: { host: r.endpoint.address, port: r.endpoint.port },
-          agent: this.#retired.has(r.endpoint) ? false : this.#agent(r.endpoint),
+          agent: this.#retired.has(r.endpoint) ? this.#oneOff(r.endpoint) : this.#agent(r.endpoint),
           // `buffer` is what http-proxy-3 pipes upstream in place of the client request.
           buffer: stream,
         },
