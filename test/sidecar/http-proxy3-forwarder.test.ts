@@ -1,13 +1,17 @@
 // The http-proxy-3 engine behind the Forwarder interface: the same exchange semantics as the
 // other two (mTLS to a peer proxy included), so the benchmark compares engines that do the same work.
+import { generateKeyPairSync } from 'node:crypto';
 import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import test from 'ava';
+import { generateRoot, MeshCA } from '../../controlplane/certs/index.ts';
+import { workloadCommonName, workloadSpiffeId } from '../../sidecar/config/ca-api.ts';
+import type { ProxyConfigInput } from '../../sidecar/config/proxy-config.ts';
+import { buildCsr } from '../../sidecar/identity/csr.ts';
 import { HttpProxy3Forwarder } from '../../sidecar/upstream/http-proxy3-forwarder.ts';
 import { StaticIdentity } from '../../sidecar/upstream/mtls.ts';
 import { startEchoServer } from '../helpers/echo-server.ts';
 import { cluster, edgeConfig, route, send, startTestProxy, to } from './harness.ts';
-import { mint, newCa, spiffe, startClientSidecar, startServerSidecar } from './mesh/support.ts';
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -110,12 +114,68 @@ test('refused connection → 503; timeout → 504 with the upstream aborted; cli
   t.is(echo.aborted[1].path, '/gone');
 });
 
+const spiffe = (ns: string, sa: string) => workloadSpiffeId('cluster.local', ns, sa);
+
+function mint(ca: MeshCA, namespace: string, serviceAccount: string) {
+  const keys = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const spiffeId = spiffe(namespace, serviceAccount);
+  const csrPem = buildCsr(keys, { spiffeId, commonName: workloadCommonName(namespace, serviceAccount) });
+  const issued = ca.issue({ csrPem, identity: { namespace, serviceAccount } });
+  return {
+    key: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    certChain: issued.certChainPem,
+    rootCAs: issued.rootCAsPem,
+    spiffeId,
+  };
+}
+
+function sidecar(name: string, listeners: ProxyConfigInput['listeners']): ProxyConfigInput {
+  return {
+    apiVersion: 'weft.dev/v1alpha1',
+    proxy: { id: `sidecar:${name}/${name}-0`, mode: 'sidecar', namespace: name, name: `${name}-0` },
+    trust: { trustDomain: 'cluster.local' },
+    listeners,
+    routeTables: {},
+    clusters: {},
+  };
+}
+
+/** Sidecar A: outbound `echo.b` to B's mesh port, expecting `peer` as B's SPIFFE ID. */
+function clientSidecar(appPort: number, meshPort: number, peer: string): ProxyConfigInput {
+  return {
+    ...sidecar('a', [
+      {
+        kind: 'outbound',
+        name: 'outbound',
+        port: 15001,
+        services: [
+          { service: 'b/echo', hostnames: ['echo.b'], clusterIPs: [], ports: [{ port: 80, routeTable: 'rt' }] },
+        ],
+      },
+    ]),
+    routeTables: { rt: { virtualHosts: [{ domains: ['*'], routes: [route({ backends: to('c') })] }] } },
+    clusters: {
+      c: {
+        service: 'b/echo',
+        port: 80,
+        endpoints: [{ address: '127.0.0.1', port: appPort, meshPort, identity: peer }],
+      },
+    },
+  };
+}
+
 test('meshed endpoint: A → B over mTLS with the http-proxy-3 engine; the app sees A’s SPIFFE ID', async (t) => {
-  const ca = newCa();
+  const ca = MeshCA.fromPem(generateRoot('cluster.local', Date.now() - 3600_000), { trustDomain: 'cluster.local' });
   const aCreds = mint(ca, 'a', 'a');
   const app = await startEchoServer({ pod: 'b-0' });
-  const b = await startServerSidecar([app.port], { identity: new StaticIdentity(mint(ca, 'b', 'b')) });
-  const a = await startClientSidecar([{ port: app.port, meshPort: b.meshPort, identity: spiffe('b', 'b') }], {
+  const b = await startTestProxy(
+    sidecar('b', [
+      { kind: 'mesh', name: 'mesh', port: 15008, appAddress: '127.0.0.1', appPorts: [{ port: app.port }] },
+    ]),
+    { mode: 'sidecar', identity: new StaticIdentity(mint(ca, 'b', 'b')) },
+  );
+  const a = await startTestProxy(clientSidecar(app.port, b.port, spiffe('b', 'b')), {
+    mode: 'sidecar',
     identity: new StaticIdentity(aCreds),
     forwarder: new HttpProxy3Forwarder(),
   });
@@ -127,7 +187,8 @@ test('meshed endpoint: A → B over mTLS with the http-proxy-3 engine; the app s
     t.is(r.json().path, `/m?i=${i}`);
   }
   // The wrong peer identity is refused before anything reaches the app.
-  const wrong = await startClientSidecar([{ port: app.port, meshPort: b.meshPort, identity: spiffe('b', 'other') }], {
+  const wrong = await startTestProxy(clientSidecar(app.port, b.port, spiffe('b', 'other')), {
+    mode: 'sidecar',
     identity: new StaticIdentity(aCreds),
     forwarder: new HttpProxy3Forwarder(),
   });
