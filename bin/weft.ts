@@ -4,7 +4,10 @@
 // 1 failure (bad input, a problem in status, a runtime error), 2 usage error, 3 a bug in weft.
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { echoCommand } from './commands/echo.ts';
 import { injectCommand } from './commands/inject.ts';
+import { localCommand } from './commands/local.ts';
+import { proxyCommand } from './commands/proxy.ts';
 import { proxyStatusCommand } from './commands/proxy-status.ts';
 import { translateCommand } from './commands/translate.ts';
 import { CliError, EXIT } from './errors.ts';
@@ -27,6 +30,9 @@ export function buildProgram(): Command {
     .helpOption('-h, --help', 'show help');
   program.addCommand(translateCommand());
   program.addCommand(injectCommand(weftVersion()));
+  program.addCommand(proxyCommand());
+  program.addCommand(echoCommand());
+  program.addCommand(localCommand());
   program.addCommand(proxyStatusCommand());
   // Settings .command() would copy to subcommands, applied to all since they are built apart:
   // commander must throw instead of exiting, so usage errors get exit code 2 here.

@@ -1,0 +1,173 @@
+// `weft local up DIR` (a whole mesh on this machine, see controlplane/local/mesh.ts) and `weft local curl` (a
+// request from inside one of its pods, through that pod's sidecar). Heavy modules are imported when a command runs,
+// so `weft echo` and `weft proxy`, which `weft local` starts many times, do not pay for them.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, InvalidArgumentError, Option } from 'commander';
+
+function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('not a non-negative integer');
+  return n;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('not a positive integer');
+  return n;
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('not a port number');
+  return n;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+export interface LocalUpOptions {
+  stateDir: string;
+  bindPorts?: number;
+  pushPort: number;
+  caPort: number;
+  adminPort: number;
+  verbose?: boolean;
+}
+
+export interface LocalCurlCommandOptions {
+  from: string;
+  header?: string[];
+  request?: string;
+  data?: string;
+  count?: number;
+  concurrency: number;
+  output: 'text' | 'json';
+  stateDir: string;
+}
+
+function upCommand(): Command {
+  return new Command('up')
+    .summary('run the mesh of a directory of manifests on this machine')
+    .description(
+      'Start the control plane on the manifests in DIR (watched: an edit changes routing within a second), and for ' +
+        'every Pod (one per Deployment replica) a local pod on its own loopback address: the built-in echo server ' +
+        'in place of each container image, with a sidecar proxy beside it in namespaces labelled ' +
+        "weft.dev/inject=enabled; and an edge proxy on the address of every Gateway of weft's GatewayClass. " +
+        'Prints the Gateway URLs, a ready line and commands to try. Ctrl-C stops everything.',
+    )
+    .argument('<dir>', 'directory of Kubernetes and Gateway API manifests')
+    .option('--state-dir <dir>', 'where the CA, configs, logs and mesh.json live', '.weft/local')
+    .option(
+      '--bind-ports <offset>',
+      'move ports below 1024 up by this much (default: 10000 when not root, 0 as root)',
+      nonNegativeInt,
+    )
+    .option('--push-port <port>', 'config push port (0: any free port)', port, 15010)
+    .option('--ca-port <port>', 'mesh CA port (0: any free port)', port, 15012)
+    .option('--admin-port <port>', 'control plane admin port (0: any free port)', port, 15014)
+    .option('-v, --verbose', "also print the control plane's JSON log on stderr")
+    .action(async (dir: string, opts: LocalUpOptions) => {
+      const { startLocalMesh } = await import('../../controlplane/local/mesh.ts');
+      const { canBindPrivileged, DEFAULT_PORT_OFFSET } = await import('../../controlplane/local/localize.ts');
+      const out = (line: string) => process.stdout.write(`${line}\n`);
+      const mesh = await startLocalMesh({
+        dir,
+        stateDir: path.resolve(opts.stateDir),
+        portOffset: opts.bindPorts ?? (canBindPrivileged() ? 0 : DEFAULT_PORT_OFFSET),
+        node: process.execPath,
+        weftBin: fileURLToPath(new URL('../weft.ts', import.meta.url)),
+        pushPort: opts.pushPort,
+        caPort: opts.caPort,
+        adminPort: opts.adminPort,
+        verbose: opts.verbose,
+        out,
+      });
+      await new Promise<void>((resolve) => {
+        let stopping = false;
+        const onSignal = (signal: NodeJS.Signals) => {
+          if (stopping) {
+            // A second Ctrl-C: no more waiting for graceful exits.
+            out(`weft local: ${signal} again; killing what is left`);
+            for (const pgid of mesh.processGroups()) {
+              try {
+                process.kill(-pgid, 'SIGKILL');
+              } catch {}
+            }
+            process.exit(130);
+          }
+          stopping = true;
+          out(`\nweft local: ${signal}: stopping proxies, then workloads, then the control plane`);
+          mesh.close().then(
+            () => {
+              out('weft local: stopped');
+              resolve();
+            },
+            (err: unknown) => {
+              out(`weft local: stop failed: ${(err as Error).message}`);
+              resolve();
+            },
+          );
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+      });
+    });
+}
+
+function curlCommand(): Command {
+  return new Command('curl')
+    .summary('send a request from inside a local pod, through its sidecar')
+    .description(
+      'Send an HTTP request the way the workload of pod NS/POD of the running `weft local up` would: to its ' +
+        "sidecar's outbound listener as to an HTTP proxy, from the pod's IP, so the mesh routes apply (the Service's " +
+        'HTTPRoutes, weights, header matches). URL names a Service as a pod would: http://bar.bar/path, ' +
+        'http://bar.bar.svc.cluster.local, its ClusterIP. POD may be a prefix such as a Deployment name. Prints ' +
+        'the status line, headers and body; with --count, a tally of the backend pods that answered.',
+    )
+    .argument('<url>', 'http:// URL of a Service')
+    .requiredOption('--from <ns/pod>', 'the pod the request comes from')
+    .option('-H, --header <header>', 'request header "Name: value", repeatable', collect)
+    .option('-X, --request <method>', 'request method (default GET, POST with --data)')
+    .option('-d, --data <body>', 'request body')
+    .option('--count <n>', 'send N requests and tally which backend pod answered', positiveInt)
+    .option('--concurrency <n>', 'requests in flight at once with --count', positiveInt, 10)
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
+    .option('--state-dir <dir>', 'state dir of the running weft local up', '.weft/local')
+    .action(async (url: string, opts: LocalCurlCommandOptions) => {
+      const { localCurl, localCurlCount, formatTally } = await import('../../controlplane/local/curl.ts');
+      const base = {
+        stateDir: path.resolve(opts.stateDir),
+        from: opts.from,
+        url,
+        headers: opts.header,
+        method: opts.request,
+        data: opts.data,
+      };
+      if (opts.count !== undefined) {
+        const { pod, tally } = await localCurlCount({ ...base, count: opts.count, concurrency: opts.concurrency });
+        if (opts.output === 'json')
+          process.stdout.write(`${JSON.stringify({ from: `${pod.namespace}/${pod.name}`, ...tally }, null, 2)}\n`);
+        else process.stdout.write(`from ${pod.namespace}/${pod.name}: ${formatTally(tally)}`);
+        if (tally.errors === tally.requests) process.exitCode = 1;
+        return;
+      }
+      const { pod, response: r } = await localCurl(base);
+      if (opts.output === 'json') {
+        process.stdout.write(`${JSON.stringify({ from: `${pod.namespace}/${pod.name}`, ...r }, null, 2)}\n`);
+        return;
+      }
+      let text = `HTTP/${r.httpVersion} ${r.status} ${r.statusMessage}\n`;
+      for (const [name, value] of r.headers) text += `${name}: ${value}\n`;
+      text += `\n${r.body}`;
+      if (!text.endsWith('\n')) text += '\n';
+      process.stdout.write(text);
+    });
+}
+
+export function localCommand(): Command {
+  return new Command('local')
+    .summary('run a mesh on this machine without a cluster (weft local up DIR)')
+    .description('Run a whole mesh on this machine from a directory of manifests, and talk to it.')
+    .addCommand(upCommand())
+    .addCommand(curlCommand());
+}

@@ -1,0 +1,824 @@
+// `weft local up DIR`: a whole mesh on one machine. In this process: the control plane on the file provider
+// (FileProvider → Pipeline → per-proxy configs), the mesh CA and its bootstrap tokens, the push server and the
+// admin endpoint. As child processes, each in its own process group: for every Pod of the snapshot its containers
+// (the echo server stands in for every image) bound to the pod's loopback IP with POD_NAME/NAMESPACE, a sidecar
+// proxy beside it when the translator gave the pod a config, and an edge proxy per Gateway of weft's class bound to
+// the Gateway's address. Configs are localized (localize.ts) and reach the proxies as files rewritten on change
+// (feed 'file') or through the push server (feed 'push', once `weft proxy` can be pointed at it).
+//
+// The plan (plan.ts) is recomputed whenever the snapshot or a config changes and diffed against what runs: new pods
+// start, gone pods stop, changed pods restart. A child that dies is logged and restarted with backoff. `close()`
+// stops the proxies, then the workloads (SIGTERM to each group, SIGKILL after a grace period), then the control
+// plane, and removes mesh.json.
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { type Logger, pino } from 'pino';
+import type { ProxyConfig } from '../../sidecar/config/proxy-config.ts';
+import { type AdminServer, startAdminServer } from '../admin/server.ts';
+import { BootstrapTokens, type CAServer, MeshCA, startCAServer } from '../certs/index.ts';
+import { snapshotAuthorizer } from '../push/identity.ts';
+import { type PushServer, startPushServer } from '../push/server.ts';
+import { FileProvider, type FileProviderUpdate } from '../resources/files.ts';
+import type { ResourceSnapshot } from '../resources/snapshot.ts';
+import { Pipeline, type VersionedConfig } from '../runtime/pipeline.ts';
+import { Supervisor } from '../runtime/runner.ts';
+import { WatchableMap } from '../runtime/watchable.ts';
+import { contentHash } from '../runtime/canonical.ts';
+import { LocalError } from './errors.ts';
+import { localizeConfig, localPort } from './localize.ts';
+import { type LocalPlan, type PlannedGateway, type PlannedPod, type PlannedWorkload, planLocalMesh } from './plan.ts';
+import { type ChildEvent, ManagedChild } from './processes.ts';
+import { type MeshState, processAlive, readMeshState, writeMeshState } from './state.ts';
+import { curlExamples } from './examples.ts';
+import { IdentityAgent } from './identity-agent.ts';
+
+export interface LocalMeshOptions {
+  /** The manifests directory. */
+  dir: string;
+  /** Where the CA, tokens, configs, logs and mesh.json live. */
+  stateDir: string;
+  /** Shift for ports below 1024; 0 binds them as they are (root). */
+  portOffset: number;
+  /** `node` and `bin/weft.ts`: how children are started. */
+  node: string;
+  weftBin: string;
+  /** Control plane address and ports (0 = any free port). Defaults 127.0.0.1, 15010, 15012, 15014. */
+  controlPlaneHost?: string;
+  pushPort?: number;
+  caPort?: number;
+  adminPort?: number;
+  trustDomain?: string;
+  /** How proxies get their configs. Default 'file' (see the header comment). */
+  feed?: 'file' | 'push';
+  /** Human-readable progress lines (stdout in `weft local up`). */
+  out?: (line: string) => void;
+  /** Also write the control plane's JSON log to stderr. */
+  verbose?: boolean;
+  /** Grace before SIGKILL when stopping a child. Default 5 s. */
+  stopGraceMs?: number;
+}
+
+interface ProxyProc {
+  id: string;
+  mode: 'sidecar' | 'edge';
+  configFile: string;
+  child: ManagedChild;
+  configured: boolean;
+  adminPort?: number;
+}
+
+interface WorkloadProc {
+  plan: PlannedWorkload;
+  child: ManagedChild;
+  ready: boolean;
+}
+
+interface PodProc {
+  plan: PlannedPod;
+  signature: string;
+  workloads: WorkloadProc[];
+  sidecar?: ProxyProc;
+  /** Its sidecar's credentials are being issued. */
+  sidecarPending?: boolean;
+}
+
+interface GatewayProc {
+  plan: PlannedGateway;
+  signature: string;
+  /** Undefined while its credentials are being issued. */
+  proxy: ProxyProc | undefined;
+}
+
+const fileSafe = (id: string) => id.replace(/[:/]/g, '_');
+
+async function writeAtomic(file: string, text: string, mode = 0o644): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, text, { mode });
+  await rename(tmp, file);
+}
+
+export class LocalMesh {
+  readonly o: Required<Omit<LocalMeshOptions, 'out' | 'verbose'>> & Pick<LocalMeshOptions, 'out' | 'verbose'>;
+  readonly log: Logger;
+  readonly #out: (line: string) => void;
+  #ca!: MeshCA;
+  #tokens!: BootstrapTokens;
+  #caServer: CAServer | undefined;
+  #agent: IdentityAgent | undefined;
+  #pipeline!: Pipeline;
+  #supervisor: Supervisor | undefined;
+  #push: PushServer | undefined;
+  #admin: AdminServer | undefined;
+  /** Configs as this machine runs them (localized), what files and the push server serve. */
+  readonly configs = new WatchableMap<string, VersionedConfig>({ equals: (a, b) => a.version === b.version });
+  readonly #pods = new Map<string, PodProc>();
+  readonly #gateways = new Map<string, GatewayProc>();
+  #plan: LocalPlan = { pods: [], gateways: [], unplaced: [] };
+  #reconciling: Promise<void> = Promise.resolve();
+  #reconcileQueued = false;
+  /** A reconcile is starting processes: not ready before they are all known. */
+  #applying = false;
+  #closed = false;
+  #readySince: number | undefined;
+  #startedAt = Date.now();
+  #readyWaiters: (() => void)[] = [];
+  #unsubscribes: (() => void)[] = [];
+  #lastInputProblems = '';
+  #reportedUnplaced = '';
+  #stateWrite: Promise<void> = Promise.resolve();
+  #stateDirty = false;
+  /** Set once no other weft local owns the state dir: only then is mesh.json ours to write and remove. */
+  #ownsState = false;
+  /** Listeners told of each translation and each applied config (tests, the edit-latency report). */
+  readonly #events = new Set<(e: MeshEvent) => void>();
+
+  constructor(options: LocalMeshOptions) {
+    this.o = {
+      controlPlaneHost: '127.0.0.1',
+      pushPort: 15010,
+      caPort: 15012,
+      adminPort: 15014,
+      trustDomain: 'cluster.local',
+      feed: 'file',
+      stopGraceMs: 5000,
+      ...options,
+    };
+    this.#out = options.out ?? (() => {});
+    const logDir = path.join(this.o.stateDir, 'logs');
+    const file = pino.destination({ dest: path.join(logDir, 'controlplane.log'), mkdir: true, sync: false });
+    this.log = options.verbose
+      ? pino({ name: 'weft-local', level: 'info' }, pino.multistream([{ stream: file }, { stream: process.stderr }]))
+      : pino({ name: 'weft-local', level: 'info' }, file);
+  }
+
+  onEvent(fn: (e: MeshEvent) => void): () => void {
+    this.#events.add(fn);
+    return () => this.#events.delete(fn);
+  }
+
+  get ready(): boolean {
+    return this.#readySince !== undefined;
+  }
+
+  /** Resolves when every process of the current plan is up and every proxy has its first config. */
+  whenReady(): Promise<void> {
+    if (this.ready) return Promise.resolve();
+    return new Promise((r) => this.#readyWaiters.push(r));
+  }
+
+  async start(): Promise<void> {
+    const st = await stat(this.o.dir).catch(() => undefined);
+    if (!st?.isDirectory()) throw new LocalError('WEFT_ERR_LOCAL_INPUT', `${this.o.dir} is not a directory`);
+    const previous = await readMeshState(this.o.stateDir).catch(() => undefined);
+    if (previous && previous.pid !== process.pid && processAlive(previous.pid)) {
+      throw new LocalError(
+        'WEFT_ERR_LOCAL_RUNNING',
+        `weft local (pid ${previous.pid}) is already running from ${this.o.stateDir}; stop it, or pass another --state-dir`,
+      );
+    }
+    this.#ownsState = true;
+    await rm(path.join(this.o.stateDir, 'proxies'), { recursive: true, force: true });
+    await mkdir(path.join(this.o.stateDir, 'proxies'), { recursive: true });
+    await mkdir(path.join(this.o.stateDir, 'tokens'), { recursive: true, mode: 0o700 });
+
+    const caDir = path.join(this.o.stateDir, 'ca');
+    this.#ca = await MeshCA.loadOrCreate(caDir, { trustDomain: this.o.trustDomain });
+    this.#tokens = await BootstrapTokens.loadOrCreate(caDir);
+    const host = this.o.controlPlaneHost;
+    const names = { ips: [host] };
+    this.#caServer = await this.#bind('CA', () =>
+      startCAServer({
+        ca: this.#ca,
+        verifier: this.#tokens,
+        port: this.o.caPort,
+        host,
+        serverNames: names,
+        logger: this.log,
+      }),
+    );
+
+    this.#agent = new IdentityAgent({
+      caUrl: this.#caServer.url,
+      caRootsPem: this.#ca.rootCAsPem,
+      trustDomain: this.o.trustDomain,
+      dir: path.join(this.o.stateDir, 'identity'),
+      log: this.log,
+    });
+
+    this.#pipeline = new Pipeline({
+      provider: () => {
+        const p = new FileProvider({ paths: [this.o.dir], debounceMs: 20 });
+        p.onUpdate((u) => this.#reportInput(u));
+        return p;
+      },
+      translateOptions: { trustDomain: this.o.trustDomain, rootCAs: this.#ca.rootCAsPem, inboundAppAddress: 'podIP' },
+      logger: this.log,
+    });
+    this.#supervisor = new Supervisor({ logger: this.log });
+    for (const r of this.#pipeline.runners) this.#supervisor.add(r);
+    const firstTranslation = new Promise<void>((resolve) => {
+      const off = this.#pipeline.onTranslation((e) => {
+        if (!e.ok) return;
+        off();
+        resolve();
+      });
+    });
+    this.#unsubscribes.push(
+      this.#pipeline.onTranslation((e) => {
+        this.#emit({
+          type: 'translated',
+          at: Date.now(),
+          durationMs: e.durationMs,
+          proxiesChanged: e.proxiesChanged,
+          ok: e.ok,
+        });
+        if (!e.ok) this.#out(`weft local: translation failed (${e.error?.message}); proxies keep their configs`);
+        else if (this.ready && e.proxiesChanged > 0)
+          this.#out(
+            `weft local: routing updated: ${e.proxiesChanged} proxy config(s) changed (translated in ${e.durationMs.toFixed(1)} ms)`,
+          );
+      }),
+    );
+    await this.#supervisor.start();
+    await firstTranslation;
+
+    // Localize every config the pipeline makes; write it out for the file feed; then reconcile processes.
+    this.#unsubscribes.push(
+      this.#pipeline.proxies.subscribe((batch) => {
+        const snapshot = this.#pipeline.snapshot;
+        for (const u of batch.updates) {
+          const local = u.value && snapshot ? this.#localize(u.value.config, snapshot) : undefined;
+          if (local) this.configs.store(u.key, { version: contentHash(local), config: local });
+          else this.configs.delete(u.key);
+        }
+      }),
+      this.configs.subscribe(async (batch) => {
+        if (this.o.feed === 'file') {
+          for (const u of batch.updates) {
+            const file = this.#configFile(u.key);
+            if (u.value) await writeAtomic(file, `${JSON.stringify(u.value.config)}\n`);
+            else await rm(file, { force: true });
+          }
+        }
+        this.#scheduleReconcile();
+      }),
+      this.#pipeline.snapshots.subscribe(() => this.#scheduleReconcile()),
+    );
+
+    this.#push = await this.#bind('config push', () =>
+      startPushServer({
+        configs: this.configs,
+        authorize: snapshotAuthorizer({ snapshot: () => this.#pipeline.snapshot, trustDomain: this.o.trustDomain }),
+        ca: this.#ca,
+        port: this.o.pushPort,
+        host,
+        serverNames: names,
+        logger: this.log,
+      }),
+    );
+    this.#push.on('ack', (id) => this.#proxyConfigured(id, 'push'));
+    this.#admin = await this.#bind('admin', () =>
+      startAdminServer({
+        port: this.o.adminPort,
+        host,
+        logger: this.log,
+        ready: () => {
+          const reasons = this.#notReady();
+          return { ready: reasons.length === 0, reasons };
+        },
+        proxies: () => this.#push?.records() ?? [],
+        statuses: () => this.#pipeline.statuses.entries().map(([, s]) => s),
+        runners: () => this.#supervisor?.status() ?? [],
+      }),
+    );
+    this.#out(
+      `weft local: control plane up: config push ${host}:${this.#push.port}, CA ${this.#caServer.url}, admin ${this.#admin.url}`,
+    );
+    this.#scheduleReconcile();
+    await this.#reconciling;
+  }
+
+  /** Addresses of the control plane's servers (after start). */
+  get controlPlane(): { push: string; ca: string; admin: string } {
+    return {
+      push: `${this.o.controlPlaneHost}:${this.#push?.port ?? 0}`,
+      ca: this.#caServer?.url ?? '',
+      admin: this.#admin?.url ?? '',
+    };
+  }
+
+  async #bind<T>(what: string, start: () => Promise<T>): Promise<T> {
+    try {
+      return await start();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+        throw new LocalError(
+          'WEFT_ERR_LOCAL_BIND',
+          `the ${what} port is taken (${(err as Error).message}); is another weft local running? Pick other ports or stop it`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  #emit(e: MeshEvent): void {
+    for (const fn of this.#events) fn(e);
+  }
+
+  #reportInput(u: FileProviderUpdate): void {
+    const problems = u.errors.map(String);
+    const joined = problems.join('\n');
+    if (joined === this.#lastInputProblems) return;
+    this.#lastInputProblems = joined;
+    if (problems.length === 0) this.#out('weft local: the manifests load cleanly again');
+    else {
+      this.#out(`weft local: ${problems.length} problem(s) in the manifests; the last good objects are kept:`);
+      for (const p of problems.slice(0, 20)) this.#out(`  ${p}`);
+    }
+  }
+
+  #configFile(id: string): string {
+    return path.join(this.o.stateDir, 'proxies', `${fileSafe(id)}.json`);
+  }
+
+  /** The config as this machine runs it, or undefined when its pod or Gateway has no usable address yet. */
+  #localize(config: ProxyConfig, snapshot: ResourceSnapshot): ProxyConfig | undefined {
+    const { namespace, name, mode } = config.proxy;
+    let bindAddress: string | undefined;
+    if (mode === 'sidecar') bindAddress = snapshot.get('Pod', `${namespace}/${name}`)?.status?.podIP;
+    else {
+      const plan = planLocalMesh(snapshot, [config.proxy.id], { portOffset: this.o.portOffset });
+      bindAddress = plan.gateways[0]?.address;
+    }
+    if (!bindAddress || !/^127\./.test(bindAddress)) return undefined;
+    return localizeConfig(config, { bindAddress, portOffset: this.o.portOffset });
+  }
+
+  // ---- processes ----
+
+  #scheduleReconcile(): void {
+    if (this.#closed) return;
+    if (this.#reconcileQueued) return;
+    this.#reconcileQueued = true;
+    this.#reconciling = this.#reconciling.then(async () => {
+      this.#reconcileQueued = false;
+      if (this.#closed) return;
+      try {
+        await this.#reconcile();
+      } catch (err) {
+        this.log.error({ event: 'local.reconcile-failed', err }, 'reconcile failed');
+        this.#out(`weft local: could not apply the new plan: ${(err as Error).message}`);
+      }
+    });
+  }
+
+  async #reconcile(): Promise<void> {
+    const snapshot = this.#pipeline.snapshot;
+    if (!snapshot) return;
+    const plan = planLocalMesh(snapshot, this.configs.keys(), { portOffset: this.o.portOffset });
+    this.#plan = plan;
+    const unplaced = plan.unplaced.map((u) => `${u.key}: ${u.reason}`).join('\n');
+    if (unplaced !== this.#reportedUnplaced) {
+      this.#reportedUnplaced = unplaced;
+      for (const u of plan.unplaced) this.#out(`weft local: pod ${u.key} is not run: ${u.reason}`);
+    }
+    const wantedPods = new Map(plan.pods.map((p) => [p.key, p]));
+    const wantedGateways = new Map(plan.gateways.filter((g) => g.address).map((g) => [g.key, g]));
+    const stops: Promise<void>[] = [];
+    for (const [key, proc] of this.#pods) {
+      const want = wantedPods.get(key);
+      if (!want || this.#podSignature(want) !== proc.signature) {
+        this.#pods.delete(key);
+        stops.push(this.#stopPod(proc));
+      }
+    }
+    for (const [key, proc] of this.#gateways) {
+      const want = wantedGateways.get(key);
+      if (!want || JSON.stringify(want) !== proc.signature) {
+        this.#gateways.delete(key);
+        if (proc.proxy) stops.push(this.#stopProxy(proc.proxy));
+      }
+    }
+    // A restarted pod keeps its IP and ports: the old processes must be gone before the new ones bind.
+    await Promise.all(stops);
+    // Everything new starts at once: most of the wait is Node starting up and keys being made, on every core.
+    this.#applying = true;
+    const starts: Promise<void>[] = [];
+    for (const [key, want] of wantedPods) if (!this.#pods.has(key)) starts.push(this.#startPod(want));
+    for (const [key, want] of wantedGateways) {
+      if (this.#gateways.has(key)) continue;
+      const proc: GatewayProc = { plan: want, signature: JSON.stringify(want), proxy: undefined };
+      this.#gateways.set(key, proc);
+      starts.push(
+        this.#startProxy(want.proxyId, 'edge', want.namespace, want.serviceAccount, want.name).then((proxy) => {
+          proc.proxy = proxy;
+        }),
+      );
+    }
+    const results = await Promise.allSettled(starts);
+    this.#applying = false;
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
+    this.#checkReady();
+    this.#saveState();
+  }
+
+  #podSignature(p: PlannedPod): string {
+    return JSON.stringify({ ip: p.ip, workloads: p.workloads, proxyId: p.proxyId });
+  }
+
+  /** Starts a pod's processes; the pod is in `#pods` from the start (its sidecar once its credentials exist). */
+  async #startPod(plan: PlannedPod): Promise<void> {
+    const proc: PodProc = { plan, signature: this.#podSignature(plan), workloads: [] };
+    this.#pods.set(plan.key, proc);
+    const logs = path.join(this.o.stateDir, 'logs');
+    for (const w of plan.workloads) {
+      const args = [this.o.weftBin, 'echo', '--host', plan.ip, '--format', w.format];
+      for (const p of w.ports) args.push('--port', String(p));
+      for (const p of w.h2cPorts) args.push('--h2c-port', String(p));
+      const wp: WorkloadProc = { plan: w, ready: false, child: undefined as unknown as ManagedChild };
+      wp.child = new ManagedChild(
+        {
+          name: `pod ${plan.key} container ${w.container}`,
+          command: this.o.node,
+          args,
+          env: w.env,
+          compileCache: this.#compileCache(),
+          logFile: path.join(logs, `${plan.namespace}_${plan.name}.${w.container}.log`),
+        },
+        (e) => this.#workloadEvent(wp, e),
+      );
+      proc.workloads.push(wp);
+      wp.child.start();
+    }
+    if (plan.proxyId) {
+      proc.sidecarPending = true;
+      try {
+        proc.sidecar = await this.#startProxy(plan.proxyId, 'sidecar', plan.namespace, plan.serviceAccount, plan.name);
+      } finally {
+        proc.sidecarPending = false;
+      }
+    }
+  }
+
+  async #startProxy(
+    id: string,
+    mode: 'sidecar' | 'edge',
+    namespace: string,
+    serviceAccount: string,
+    name: string,
+  ): Promise<ProxyProc> {
+    const configFile = this.#configFile(id);
+    // The workload's bootstrap token (what a projected ServiceAccount token is in a cluster): the CA derives the
+    // proxy's identity from it. Kept in a file, as a proxy that asks the CA itself would read it.
+    const tokenFile = path.join(this.o.stateDir, 'tokens', `${fileSafe(id)}.token`);
+    const mint = () =>
+      this.#tokens.mint(mode === 'sidecar' ? { namespace, serviceAccount, pod: name } : { namespace, serviceAccount });
+    await writeAtomic(tokenFile, `${mint()}\n`, 0o600);
+    const identity = await this.#agent!.ensure(id, { namespace, serviceAccount }, mint);
+    const args = [this.o.weftBin, 'proxy', '--mode', mode, '--config', configFile, '--admin-port', '0'];
+    args.push('--cert', identity.cert, '--key', identity.key, '--roots', identity.roots);
+    const proxy: ProxyProc = { id, mode, configFile, configured: false, child: undefined as unknown as ManagedChild };
+    proxy.child = new ManagedChild(
+      {
+        name: `${mode} ${id.slice(id.indexOf(':') + 1)}`,
+        command: this.o.node,
+        args,
+        compileCache: this.#compileCache(),
+        logFile: path.join(this.o.stateDir, 'logs', `${fileSafe(id)}.log`),
+      },
+      (e) => this.#proxyEvent(proxy, e),
+    );
+    proxy.child.start();
+    return proxy;
+  }
+
+  #compileCache(): string {
+    return path.join(this.o.stateDir, 'compile-cache');
+  }
+
+  async #stopPod(proc: PodProc): Promise<void> {
+    if (proc.sidecar) await this.#stopProxy(proc.sidecar);
+    await Promise.all(proc.workloads.map((w) => w.child.stop(this.o.stopGraceMs)));
+  }
+
+  async #stopProxy(p: ProxyProc): Promise<void> {
+    this.#agent?.release(p.id);
+    await p.child.stop(this.o.stopGraceMs);
+  }
+
+  #workloadEvent(w: WorkloadProc, e: ChildEvent): void {
+    if (e.type === 'line') {
+      if (!w.ready && e.stream === 'stdout' && e.line.startsWith('weft echo: serving')) {
+        w.ready = true;
+        this.#checkReady();
+        this.#saveState();
+      }
+      return;
+    }
+    this.#childLifecycle(w.child, e);
+    if (e.type === 'exited') w.ready = false;
+    this.#saveState();
+  }
+
+  #proxyEvent(p: ProxyProc, e: ChildEvent): void {
+    if (e.type === 'line') {
+      if (!e.line.startsWith('{')) return;
+      let rec: { msg?: string; addresses?: { admin?: { port?: number } }; err?: { message?: string }; level?: number };
+      try {
+        rec = JSON.parse(e.line);
+      } catch {
+        return;
+      }
+      if (rec.msg === 'weft proxy serving') {
+        p.adminPort = rec.addresses?.admin?.port;
+        if (this.o.feed === 'file') this.#proxyConfigured(p.id, 'file');
+      } else if (rec.msg === 'config file reloaded') {
+        this.#emit({ type: 'applied', at: Date.now(), proxyId: p.id });
+      } else if (rec.msg?.startsWith('config file refused') || rec.msg?.startsWith('config refused')) {
+        this.#out(`weft local: ${p.child.spec.name} refused a config: ${rec.err?.message ?? 'see its log'}`);
+      }
+      return;
+    }
+    this.#childLifecycle(p.child, e);
+    if (e.type === 'exited') p.configured = false;
+    this.#saveState();
+  }
+
+  #childLifecycle(child: ManagedChild, e: ChildEvent): void {
+    if (e.type === 'started') {
+      this.log.info({ event: 'local.child-started', child: child.spec.name, pid: e.pid, run: e.run }, 'started');
+      if (e.run > 1) this.#out(`weft local: ${child.spec.name} restarted (pid ${e.pid})`);
+    } else if (e.type === 'exited' && e.restartInMs !== undefined) {
+      const how = e.signal ? `signal ${e.signal}` : `exit code ${e.code}`;
+      this.log.warn({ event: 'local.child-exited', child: child.spec.name, code: e.code, signal: e.signal }, 'exited');
+      this.#out(
+        `weft local: ${child.spec.name} died (${how})${e.lastError ? `: ${e.lastError}` : ''}; restarting in ${(e.restartInMs / 1000).toFixed(1)} s`,
+      );
+    }
+  }
+
+  #proxyConfigured(id: string, _via: 'file' | 'push'): void {
+    const proxy = this.#findProxy(id);
+    if (!proxy) return;
+    proxy.configured = true;
+    this.#checkReady();
+    this.#saveState();
+  }
+
+  #findProxy(id: string): ProxyProc | undefined {
+    for (const p of this.#pods.values()) if (p.sidecar?.id === id) return p.sidecar;
+    for (const g of this.#gateways.values()) if (g.proxy?.id === id) return g.proxy;
+    return undefined;
+  }
+
+  #notReady(): string[] {
+    const reasons: string[] = [];
+    if (!this.#pipeline?.ready) reasons.push('no translation yet');
+    for (const p of this.#pods.values()) {
+      for (const w of p.workloads)
+        if (!w.ready) reasons.push(`pod ${p.plan.key}: container ${w.plan.container} is not serving`);
+      if (p.sidecarPending) reasons.push(`pod ${p.plan.key}: sidecar is getting its certificate`);
+      if (p.sidecar && !p.sidecar.configured) reasons.push(`pod ${p.plan.key}: sidecar has no config yet`);
+    }
+    for (const g of this.#gateways.values())
+      if (!g.proxy?.configured) reasons.push(`gateway ${g.plan.key}: proxy has no config (or certificate) yet`);
+    if (this.#applying) reasons.push('processes are starting');
+    return reasons;
+  }
+
+  #checkReady(): void {
+    if (this.#readySince !== undefined || this.#closed) return;
+    if (this.#notReady().length > 0) return;
+    this.#readySince = Date.now();
+    this.#announce();
+    for (const w of this.#readyWaiters.splice(0)) w();
+  }
+
+  // ---- output ----
+
+  #announce(): void {
+    const out = this.#out;
+    const images = new Map<string, number>();
+    let sidecars = 0;
+    for (const p of this.#pods.values()) {
+      for (const w of p.workloads) images.set(w.plan.image, (images.get(w.plan.image) ?? 0) + 1);
+      if (p.sidecar) sidecars++;
+    }
+    out(
+      `weft local: ${this.#pods.size} pod(s), ${sidecars} sidecar(s), ${this.#gateways.size} gateway proxy(ies) from ${this.o.dir}`,
+    );
+    if (images.size > 0) {
+      const list = [...images].map(([image, n]) => `${image} (${n} container${n === 1 ? '' : 's'})`).join(', ');
+      out(`weft local: the built-in echo server stands in for ${list}`);
+    }
+    if (this.o.portOffset > 0) {
+      out(
+        `weft local: not root, so ports below 1024 are moved up by ${this.o.portOffset} (80 → ${localPort(80, this.o.portOffset)}, 443 → ${localPort(443, this.o.portOffset)})`,
+      );
+    }
+    out('');
+    const rows = [['POD', 'IP', 'SERVES', 'SIDECAR OUTBOUND']];
+    for (const p of [...this.#pods.values()].sort((a, b) => (a.plan.key < b.plan.key ? -1 : 1))) {
+      const ports = p.workloads.flatMap((w) => [...w.plan.ports, ...w.plan.h2cPorts.map((x) => `${x}/h2c`)]).join(',');
+      const outbound = p.sidecar ? this.#outbound(p.sidecar.id) : undefined;
+      rows.push([p.plan.key, p.plan.ip, ports || '-', outbound ? `${outbound.address}:${outbound.port}` : '-']);
+    }
+    const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+    for (const r of rows) out(`  ${r.map((c, i) => c.padEnd(widths[i])).join('  ')}`.trimEnd());
+    out('');
+    for (const g of this.#gateways.values()) {
+      const cfg = this.configs.load(g.plan.proxyId)?.config;
+      out(`Gateway ${g.plan.key} at ${g.plan.address}:`);
+      for (const l of cfg?.listeners ?? []) {
+        if (l.kind !== 'gateway') continue;
+        const scheme = l.protocol === 'HTTPS' ? 'https' : 'http';
+        const names = [...new Set(l.hosts.map((h) => h.hostname ?? '*'))].join(', ');
+        out(`  ${scheme}://${l.address}:${l.port}  (${names})`);
+      }
+    }
+    const elapsed = ((this.#readySince! - this.#startedAt) / 1000).toFixed(1);
+    const proxies = sidecars + this.#gateways.size;
+    out('');
+    out(
+      `ready: ${proxies} proxies configured, ${[...this.#pods.values()].reduce((n, p) => n + p.workloads.length, 0)} workloads serving (${elapsed} s)`,
+    );
+    const lines = curlExamples({
+      configs: this.configs.entries().map(([, v]) => v.config),
+      weft: this.#weftCommand(),
+      stateDirFlag: this.#stateDirFlag(),
+    });
+    if (lines.length > 0) {
+      out('');
+      out('Try:');
+      for (const l of lines) out(`  ${l}`);
+    }
+    out('');
+    out(
+      `Edit a file in ${this.o.dir} and routing follows within a second. Logs: ${path.join(this.o.stateDir, 'logs')}. Ctrl-C stops everything.`,
+    );
+  }
+
+  #weftCommand(): string {
+    const cwd = process.cwd();
+    const rel = (p: string) => {
+      const r = path.relative(cwd, p);
+      return r.startsWith('..') ? p : r;
+    };
+    // The node that runs this (Node 24 from node_modules, not the system's) also runs the printed commands.
+    const localNode = path.join(cwd, 'node_modules', '.bin', 'node');
+    const node = this.o.node.startsWith(path.join(cwd, 'node_modules')) ? rel(localNode) : 'node';
+    return `${node} ${rel(this.o.weftBin)}`;
+  }
+
+  #stateDirFlag(): string {
+    const rel = path.relative(process.cwd(), this.o.stateDir);
+    return rel === path.normalize('.weft/local') ? '' : ` --state-dir ${rel.startsWith('..') ? this.o.stateDir : rel}`;
+  }
+
+  #outbound(id: string): { address: string; port: number } | undefined {
+    const l = this.configs.load(id)?.config.listeners.find((x) => x.kind === 'outbound');
+    return l ? { address: l.address, port: l.port } : undefined;
+  }
+
+  // ---- mesh.json ----
+
+  #saveState(): void {
+    if (this.#closed || !this.#ownsState) return;
+    if (this.#stateDirty) return;
+    this.#stateDirty = true;
+    this.#stateWrite = this.#stateWrite.then(async () => {
+      this.#stateDirty = false;
+      if (this.#closed) return;
+      await writeMeshState(this.o.stateDir, this.state()).catch((err) =>
+        this.log.warn({ event: 'local.state-write-failed', err }, 'could not write mesh.json'),
+      );
+    });
+  }
+
+  /** What mesh.json says. */
+  state(): MeshState {
+    const pods = [...this.#pods.values()].map((p) => {
+      const pod: MeshState['pods'][number] = {
+        namespace: p.plan.namespace,
+        name: p.plan.name,
+        ip: p.plan.ip,
+        serviceAccount: p.plan.serviceAccount,
+        workloads: p.workloads.map((w) => ({
+          container: w.plan.container,
+          image: w.plan.image,
+          ports: w.plan.ports,
+          h2cPorts: w.plan.h2cPorts,
+          format: w.plan.format,
+          pid: w.child.pid,
+        })),
+      };
+      if (p.sidecar) {
+        pod.sidecar = {
+          proxyId: p.sidecar.id,
+          outbound: this.#outbound(p.sidecar.id),
+          adminPort: p.sidecar.adminPort,
+          pid: p.sidecar.child.pid,
+          configured: p.sidecar.configured,
+        };
+      }
+      return pod;
+    });
+    const gateways = [...this.#gateways.values()].map((g) => {
+      const cfg = this.configs.load(g.plan.proxyId)?.config;
+      const listeners = (cfg?.listeners ?? []).flatMap((l) =>
+        l.kind === 'gateway'
+          ? [
+              {
+                name: l.name,
+                protocol: l.protocol,
+                port: this.#portOf(l.port),
+                localPort: l.port,
+                hostnames: [...new Set(l.hosts.map((h) => h.hostname ?? '*'))],
+              },
+            ]
+          : [],
+      );
+      return {
+        namespace: g.plan.namespace,
+        name: g.plan.name,
+        proxyId: g.plan.proxyId,
+        address: g.plan.address,
+        listeners,
+        adminPort: g.proxy?.adminPort,
+        pid: g.proxy?.child.pid,
+        configured: g.proxy?.configured ?? false,
+      };
+    });
+    return {
+      pid: process.pid,
+      startedAt: new Date(this.#startedAt).toISOString(),
+      updatedAt: new Date().toISOString(),
+      dir: path.resolve(this.o.dir),
+      ready: this.ready,
+      portOffset: this.o.portOffset,
+      feed: this.o.feed,
+      controlPlane: this.controlPlane,
+      pods,
+      gateways,
+    };
+  }
+
+  /** The Gateway's own port for a local one (undoes the privileged-port shift). */
+  #portOf(local: number): number {
+    const o = this.o.portOffset;
+    return o > 0 && local >= o && local - o < 1024 ? local - o : local;
+  }
+
+  /** Every process group of every child (tests check none is left). */
+  processGroups(): number[] {
+    const out: number[] = [];
+    for (const p of this.#pods.values()) {
+      for (const w of p.workloads) out.push(...w.child.pgids);
+      if (p.sidecar) out.push(...p.sidecar.child.pgids);
+    }
+    for (const g of this.#gateways.values()) if (g.proxy) out.push(...g.proxy.child.pgids);
+    return out;
+  }
+
+  /** Stops the proxies (they drain what they can), then the workloads, then the control plane. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const off of this.#unsubscribes.splice(0)) off();
+    await this.#reconciling.catch(() => {});
+    const grace = this.o.stopGraceMs;
+    const proxies = [
+      ...[...this.#gateways.values()].flatMap((g) => (g.proxy ? [g.proxy] : [])),
+      ...[...this.#pods.values()].flatMap((p) => (p.sidecar ? [p.sidecar] : [])),
+    ];
+    await Promise.all(proxies.map((p) => p.child.stop(grace)));
+    await Promise.all([...this.#pods.values()].flatMap((p) => p.workloads.map((w) => w.child.stop(grace))));
+    this.#pods.clear();
+    this.#gateways.clear();
+    this.#agent?.close();
+    await this.#push?.close();
+    await this.#admin?.close();
+    await this.#caServer?.close();
+    await this.#supervisor?.close();
+    await this.#stateWrite.catch(() => {});
+    if (this.#ownsState) await rm(path.join(this.o.stateDir, 'mesh.json'), { force: true });
+    await new Promise<void>((resolve) => this.log.flush(() => resolve()));
+  }
+}
+
+export type MeshEvent =
+  | { type: 'translated'; at: number; durationMs: number; proxiesChanged: number; ok: boolean }
+  | { type: 'applied'; at: number; proxyId: string };
+
+/** Starts a local mesh (see LocalMesh); resolves once the control plane runs and the first processes are started. */
+export async function startLocalMesh(options: LocalMeshOptions): Promise<LocalMesh> {
+  const mesh = new LocalMesh(options);
+  try {
+    await mesh.start();
+  } catch (err) {
+    await mesh.close().catch(() => {});
+    throw err;
+  }
+  return mesh;
+}
