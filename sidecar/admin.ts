@@ -1,5 +1,5 @@
-// The admin port: liveness, readiness and a dump of the config being served. Metrics,
-// /shutdown (drain) and the mesh certificate's part in readiness are later work.
+// The admin port: liveness, readiness, Prometheus metrics, a dump of the config being served,
+// and `POST /shutdown`, which drains the proxy (it answers at once; the drain runs on).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ProxyConfig } from './config/proxy-config.ts';
 
@@ -8,7 +8,16 @@ export interface AdminSource {
   config(): ProxyConfig | undefined;
   /** With a config: why the proxy is still not ready (a sidecar without a workload certificate), else undefined. */
   notReady?(): string | undefined;
+  /** True once a drain has started: /ready answers 503 from then on. */
+  draining?(): boolean;
+  /** The Prometheus exposition text for /metrics. */
+  metrics?(): Promise<string>;
+  metricsContentType?: string;
+  /** Starts a drain (POST /shutdown). */
+  shutdown?(): void;
 }
+
+const TEXT = 'text/plain; charset=utf-8';
 
 const REDACTED = '[redacted]';
 
@@ -35,17 +44,35 @@ export function createAdminServer(source: AdminSource): Server {
     { headersTimeout: 10_000, requestTimeout: 30_000 },
     (req: IncomingMessage, res: ServerResponse) => {
       const path = (req.url ?? '/').split('?')[0];
+      if (path === '/shutdown') {
+        // A state change: POST only, so a crawler or a probe pointed at the wrong path cannot drain the proxy.
+        if (req.method !== 'POST' || source.shutdown === undefined) {
+          res.setHeader('allow', 'POST');
+          send(res, 405, TEXT, 'method not allowed: POST /shutdown\n');
+          return;
+        }
+        source.shutdown();
+        send(res, 200, TEXT, 'draining\n');
+        return;
+      }
       if (req.method !== 'GET' && req.method !== 'HEAD') {
-        send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
+        send(res, 405, TEXT, 'method not allowed\n');
         return;
       }
       const config = source.config();
       switch (path) {
         case '/live':
-          send(res, 200, 'text/plain; charset=utf-8', 'live\n');
+          send(res, 200, TEXT, 'live\n');
+          return;
+        case '/metrics':
+          if (source.metrics === undefined) break;
+          source.metrics().then(
+            (text) => send(res, 200, source.metricsContentType ?? TEXT, text),
+            (err: unknown) => send(res, 500, TEXT, `metrics failed: ${(err as Error).message}\n`),
+          );
           return;
         case '/ready': {
-          const blocker = config ? source.notReady?.() : 'no valid config yet';
+          const blocker = source.draining?.() ? 'draining' : config ? source.notReady?.() : 'no valid config yet';
           if (blocker === undefined) send(res, 200, 'text/plain; charset=utf-8', 'ready\n');
           else send(res, 503, 'text/plain; charset=utf-8', `${blocker}\n`);
           return;
@@ -54,9 +81,8 @@ export function createAdminServer(source: AdminSource): Server {
           if (config) send(res, 200, 'application/json', `${JSON.stringify(redactConfig(config), null, 2)}\n`);
           else send(res, 503, 'text/plain; charset=utf-8', 'no valid config yet\n');
           return;
-        default:
-          send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
       }
+      send(res, 404, TEXT, 'not found\n');
     },
   );
 }

@@ -8,8 +8,14 @@ import { FileIdentitySource } from './upstream/mtls-files.ts';
 
 export interface ProxyCliHandle {
   proxy: RunningProxy;
-  /** Stops watching the file and closes the proxy. */
+  /** Stops watching the file and drains the proxy. */
   stop(): Promise<void>;
+}
+
+function millis(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('not a number of milliseconds');
+  return n;
 }
 
 function port(value: string): number {
@@ -20,7 +26,8 @@ function port(value: string): number {
 
 /**
  * Parses `argv` (the arguments after `weft proxy`), starts the proxy on the config file and
- * reloads it on change; SIGTERM and SIGINT close it. Resolves once it is serving.
+ * reloads it on change. SIGTERM, SIGINT and `POST /shutdown` drain it, then the process exits 0; a second
+ * signal cuts the drain short. Resolves once it is serving.
  */
 export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHandle> {
   const program = new Command('weft proxy')
@@ -32,6 +39,7 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
     .requiredOption('--config <file>', 'ProxyConfig as YAML or JSON')
     .option('--admin-port <port>', 'admin port (default: the config’s admin.port)', port)
     .option('--log-level <level>', 'pino log level', 'info')
+    .option('--drain-timeout <ms>', 'how long a drain lets requests in flight finish (default 10000)', millis)
     .option('--cert <file>', 'workload certificate chain (PEM, leaf first) for mTLS; reloaded on change')
     .option('--key <file>', 'private key of --cert (PEM)')
     .option('--roots <file>', 'trust bundle (PEM) that --cert and the peers chain to')
@@ -42,6 +50,7 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
     config: string;
     adminPort?: number;
     logLevel: string;
+    drainTimeout?: number;
     cert?: string;
     key?: string;
     roots?: string;
@@ -62,6 +71,7 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
       mode: opts.mode,
       adminPort: opts.adminPort,
       logger: log,
+      drainTimeoutMs: opts.drainTimeout,
       identity,
     });
   } catch (err) {
@@ -73,15 +83,18 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
+      await watcher.close();
+      await proxy.drain();
+      await identity?.close();
+      // Only now: a signal during the drain cuts it short instead of killing the process.
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
-      await watcher.close();
-      await proxy.close();
-      await identity?.close();
     })();
     return stopping;
   };
   const onSignal = () => {
+    // A second signal while draining: cut what is left.
+    if (stopping !== undefined) void proxy.close();
     stop().then(
       () => process.exit(0),
       (err) => {
@@ -92,5 +105,9 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // Drained through the admin port's POST /shutdown: exit as after a signal.
+  proxy.closed.then(() => {
+    if (stopping === undefined) onSignal();
+  });
   return { proxy, stop };
 }

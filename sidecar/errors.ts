@@ -6,8 +6,10 @@ export const ProxyErrorCode = {
   BadPath: 'WEFT_ERR_BAD_PATH',
   /** The request is malformed in a way Node's parser lets through (duplicate Host, absolute-form https…). */
   BadRequest: 'WEFT_ERR_BAD_REQUEST',
-  /** Too many request headers. */
+  /** Too many request headers, or more header bytes than allowed (`limits`). */
   HeadersTooLarge: 'WEFT_ERR_HEADERS_TOO_LARGE',
+  /** A request body longer than `limits.maxRequestBodyBytes` (413). */
+  BodyTooLarge: 'WEFT_ERR_BODY_TOO_LARGE',
   /** `Upgrade: h2c` is never honoured: it would let a client smuggle HTTP/2 past the proxy's checks. */
   H2cUpgradeRefused: 'WEFT_ERR_H2C_UPGRADE_REFUSED',
   /** No virtual host or no route matched. */

@@ -2,22 +2,27 @@
 // compiles a config whole, binds the listeners it adds, then swaps the compiled config in by
 // reference; requests in flight finish on the config they started with. A config that fails
 // validation, compilation or binding is refused whole and the previous one keeps serving.
+import { createHash } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
 import { type Logger, pino } from 'pino';
 import { createAdminServer } from './admin.ts';
 import { type CompiledConfig, compileConfig, listenerKey } from './compiled-config.ts';
-import type { Listener, ProxyConfig } from './config/proxy-config.ts';
+import { DEFAULT_LIMITS, type Listener, type ProxyConfig } from './config/proxy-config.ts';
 import { parseProxyConfig } from './config/validate.ts';
+import { DEFAULT_DRAIN_TIMEOUT_MS, drainServer } from './drain.ts';
 import { ConfigCompileError, ProxyError, ProxyErrorCode } from './errors.ts';
+import type { Runtime } from './http/exchange.ts';
 import {
+  applyServerLimits,
   createListenerServer,
   DEFAULT_SERVER_LIMITS,
   type ListenerContext,
   type ServerLimits,
 } from './listeners/listener-server.ts';
 import type { OriginalDestinationLookup } from './listeners/outbound.ts';
+import { ProxyMetrics } from './metrics.ts';
 import { EndpointRegistry } from './upstream/endpoint-state.ts';
 import type { Forwarder } from './upstream/forwarder.ts';
 import { type IdentitySource, MESH_SERVER_OPTIONS, MeshTls } from './upstream/mtls.ts';
@@ -40,7 +45,10 @@ export interface StartProxyOptions {
   /** SO_ORIGINAL_DST lookup for captured outbound connections (later work plugs it in). */
   originalDestination?: OriginalDestinationLookup;
   logger?: Logger;
+  /** Overrides (tests, flags): header and body limits set here win over the config's `limits`. */
   limits?: Partial<ServerLimits>;
+  /** How long a drain (`/shutdown`, SIGTERM) lets requests in flight finish before cutting them; default 10 s. */
+  drainTimeoutMs?: number;
   /**
    * The workload certificate for mTLS (mesh listener, meshed endpoints): a WorkloadIdentity, a FileIdentitySource
    * or a StaticIdentity. Read per new connection, so rotation needs no restart. Absent: meshed endpoints are
@@ -56,9 +64,25 @@ export interface ProxyAddresses {
 }
 
 export interface RunningProxy {
-  /** Validates, compiles and applies a config; rejects (and keeps the old one) when it cannot. */
-  update(config: unknown): Promise<void>;
+  /**
+   * Validates, compiles and applies a config; rejects (and keeps the old one) when it cannot.
+   * `version` labels it in the metrics (the push stream's version); default: a sha256 of the config.
+   */
+  update(config: unknown, version?: string): Promise<void>;
+  /**
+   * Graceful stop (`/shutdown`, SIGTERM): not ready at once, no new connections, `Connection: close`
+   * on every response still to be written, idle keep-alive connections closed, requests in flight
+   * given `timeoutMs` (default `drainTimeoutMs`) to finish, then the rest cut and the upstream pools
+   * and admin port closed. Idempotent: a second call returns the first drain.
+   */
+  drain(options?: { timeoutMs?: number }): Promise<void>;
+  /** Immediate stop: connections are cut (a drain under way is cut short). */
   close(): Promise<void>;
+  /** True from the moment a drain or close starts. */
+  readonly draining: boolean;
+  /** Resolves once the proxy has stopped, however it was stopped (`/shutdown` included). */
+  readonly closed: Promise<void>;
+  readonly metrics: ProxyMetrics;
   readonly addresses: ProxyAddresses;
   /** The config being served (defaults applied), or undefined before the first. */
   readonly config: ProxyConfig | undefined;
@@ -92,10 +116,16 @@ function listen(server: Server, port: number, host: string): Promise<AddressInfo
   });
 }
 
+/** The version label of a config that came without one: a digest of its content. */
+function configVersion(config: ProxyConfig): string {
+  return createHash('sha256').update(JSON.stringify(config)).digest('hex');
+}
+
 function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => {
     server.close(() => resolve());
-    // Drain (finish in-flight, then close) is later work; for now connections are cut.
+    // A listener a new config dropped, or the admin port at the end: connections are cut (a
+    // whole-proxy drain is drainServer's).
     server.closeAllConnections();
     for (const socket of serverSockets.get(server) ?? []) socket.destroy();
   });
@@ -108,13 +138,24 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
   const registry = new EndpointRegistry(mesh);
   const forwarder = options.forwarder ?? new UndiciForwarder();
   const limits: ServerLimits = { ...DEFAULT_SERVER_LIMITS, ...options.limits };
+  const metrics = new ProxyMetrics();
+  const runtime: Runtime = { forwarder, log, metrics, limits, draining: false };
   let current: CompiledConfig | undefined;
   const bound = new Map<string, BoundListener>();
   const ctx: ListenerContext = {
-    runtime: { forwarder, log },
+    runtime,
     current: (key) => current?.listeners.get(key),
     originalDestination: options.originalDestination,
     limits,
+    metrics,
+  };
+  /** Sets the request limits of `config` (its `limits`, unless an option overrides one). */
+  const setLimits = (config: ProxyConfig) => {
+    const l = config.limits ?? DEFAULT_LIMITS;
+    const o = options.limits;
+    limits.maxHeaderSize = o?.maxHeaderSize ?? l.maxRequestHeaderBytes;
+    limits.maxHeadersCount = o?.maxHeadersCount ?? l.maxRequestHeaders;
+    limits.maxBodyBytes = o?.maxBodyBytes ?? l.maxRequestBodyBytes;
   };
 
   const prepare = (input: unknown): CompiledConfig => {
@@ -129,6 +170,8 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
     const wanted = new Map<string, Listener>();
     for (const l of next.config.listeners) wanted.set(listenerKey(l), l);
     const started = new Map<string, BoundListener>();
+    const previousLimits = { ...limits };
+    setLimits(next.config);
     try {
       for (const [key, l] of wanted) {
         if (bound.has(key)) continue;
@@ -151,6 +194,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
         started.set(key, { server, address, tls });
       }
     } catch (err) {
+      Object.assign(limits, previousLimits);
       await Promise.all([...started.values()].map((s) => closeServer(s.server)));
       throw err;
     }
@@ -158,6 +202,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
     current = next;
     mesh.configure(next.config.trust);
     for (const [key, s] of started) bound.set(key, s);
+    for (const s of bound.values()) applyServerLimits(s.server, limits);
     for (const key of wanted.keys()) {
       const c = next.listeners.get(key);
       const s = bound.get(key)!;
@@ -179,11 +224,15 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
 
   // Updates run one after another; each sees the result of the one before.
   let queue: Promise<unknown> = Promise.resolve();
-  const update = (input: unknown): Promise<void> => {
+  const update = (input: unknown, version?: string): Promise<void> => {
     const run = queue.then(async () => {
+      if (runtime.draining) throw new Error('the proxy is shutting down; config not applied');
       try {
-        await apply(prepare(input));
+        const next = prepare(input);
+        await apply(next);
+        metrics.configApplied(version ?? configVersion(next.config));
       } catch (err) {
+        metrics.configRejected();
         log.error({ err }, 'config refused; the previous config keeps serving');
         throw err;
       }
@@ -192,8 +241,44 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
     return run;
   };
 
+  let stopping: Promise<void> | undefined;
+  let stopped!: () => void;
+  const closed = new Promise<void>((resolve) => {
+    stopped = resolve;
+  });
+  const cutNow = new AbortController();
+  const drainTimeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+  const stop = (timeoutMs: number): Promise<void> => {
+    stopping ??= (async () => {
+      // Not ready from this moment; responses written from now on close their connections.
+      runtime.draining = true;
+      if (!cutNow.signal.aborted) log.info({ timeoutMs }, 'draining');
+      await queue;
+      const servers = [...bound.values()];
+      bound.clear();
+      const cut = await Promise.all(
+        servers.map((s) => drainServer(s.server, serverSockets.get(s.server), timeoutMs, cutNow.signal)),
+      );
+      const total = cut.reduce((a, b) => a + b, 0);
+      if (total > 0 && !cutNow.signal.aborted) log.warn({ connections: total }, 'drain timeout: connections cut');
+      // Upstream keep-alive connections: idle by now, or belonging to exchanges just cut.
+      mesh.close();
+      await forwarder.close();
+      await closeServer(admin);
+      stopped();
+    })();
+    return stopping;
+  };
+  const drain = (o?: { timeoutMs?: number }) => stop(o?.timeoutMs ?? drainTimeoutMs);
+
   const admin = createAdminServer({
     config: () => current?.config,
+    draining: () => runtime.draining === true,
+    metrics: () => metrics.text(),
+    metricsContentType: metrics.contentType,
+    shutdown: () => {
+      drain().catch((err: unknown) => log.error({ err }, 'drain failed'));
+    },
     // A sidecar that cannot speak mTLS yet would only fail meshed traffic with 503s.
     notReady: () => {
       const config = current?.config;
@@ -213,22 +298,21 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
       await closeServer(admin);
       throw err;
     }
+    metrics.configApplied(configVersion(initial.config));
   }
 
-  let closing: Promise<void> | undefined;
   return {
     update,
+    drain,
     close() {
-      closing ??= (async () => {
-        await queue;
-        const servers = [...bound.values()].map((s) => closeServer(s.server));
-        bound.clear();
-        await Promise.all([...servers, closeServer(admin)]);
-        mesh.close();
-        await forwarder.close();
-      })();
-      return closing;
+      cutNow.abort();
+      return stop(0);
     },
+    get draining() {
+      return runtime.draining === true;
+    },
+    closed,
+    metrics,
     get addresses(): ProxyAddresses {
       const listeners: Record<string, AddressInfo> = {};
       for (const l of current?.config.listeners ?? []) {

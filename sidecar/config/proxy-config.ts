@@ -274,6 +274,29 @@ export const TlsCertificateSchema = z.strictObject({
   privateKey: z.string().includes('PRIVATE KEY-----', { message: 'privateKey must be PEM' }),
 });
 
+/**
+ * Limits every listener enforces on requests. The defaults are what the proxy enforced before
+ * this section existed, so a config without it behaves as before.
+ */
+export const DEFAULT_LIMITS = {
+  maxRequestBodyBytes: 0,
+  maxRequestHeaderBytes: 16 * 1024,
+  maxRequestHeaders: 100,
+} as const;
+
+export const LimitsSchema = z.strictObject({
+  /** Most bytes of a request body (after de-chunking); more → 413, never forwarded. 0 = no limit. */
+  maxRequestBodyBytes: z.int().min(0).default(DEFAULT_LIMITS.maxRequestBodyBytes),
+  /** Most bytes of the request line plus header section; more → 431. */
+  maxRequestHeaderBytes: z
+    .int()
+    .min(1024)
+    .max(1024 * 1024)
+    .default(DEFAULT_LIMITS.maxRequestHeaderBytes),
+  /** Most request header fields; more → 431. */
+  maxRequestHeaders: z.int().min(1).max(10_000).default(DEFAULT_LIMITS.maxRequestHeaders),
+});
+
 export const ProxyConfigSchema = z.strictObject({
   apiVersion: z.literal(PROXY_CONFIG_VERSION),
   proxy: z.strictObject({
@@ -299,6 +322,8 @@ export const ProxyConfigSchema = z.strictObject({
     rootCAs: z.string().optional(),
   }),
   admin: z.strictObject({ port: Port }).default({ port: 15020 }),
+  /** Absent: DEFAULT_LIMITS. Optional (not defaulted) so producers and stored configs need not change. */
+  limits: LimitsSchema.optional(),
   listeners: z.array(ListenerSchema),
   routeTables: z.record(Key, RouteTableSchema),
   clusters: z.record(Key, ClusterSchema),
@@ -329,3 +354,4 @@ export type Retry = z.infer<typeof RetrySchema>;
 export type Cluster = z.infer<typeof ClusterSchema>;
 export type Endpoint = z.infer<typeof EndpointSchema>;
 export type TlsCertificate = z.infer<typeof TlsCertificateSchema>;
+export type Limits = z.infer<typeof LimitsSchema>;

@@ -1,13 +1,14 @@
 // The forwarding half of a request, shared by every listener: body handling, mirrors, the
 // request timeout, the backend exchange, and streaming the response back with its filters.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import type { Logger } from 'pino';
 import { ProxyError, ProxyErrorCode } from '../errors.ts';
 import type { CompiledMirror } from '../filters/compiled-filters.ts';
 import { addCorsResponseHeaders, type CompiledCors } from '../filters/cors.ts';
 import { applyHeaderModifier, type CompiledHeaderModifier, type HeaderMap } from '../filters/header-modifier.ts';
 import { mirrorChosen, sendMirror } from '../filters/mirror.ts';
+import type { ListenerStats, ProxyMetrics, RequestSeries } from '../metrics.ts';
 import type { CompiledRetry } from '../router/route-table.ts';
 import type { CompiledCluster } from '../upstream/cluster.ts';
 import { AbortReason, dispatch } from '../upstream/dispatch.ts';
@@ -18,6 +19,11 @@ import { replyError } from './local-reply.ts';
 export interface Runtime {
   readonly forwarder: Forwarder;
   readonly log: Logger;
+  readonly metrics?: ProxyMetrics;
+  /** `maxBodyBytes`: a chunked body longer than this is cut and answered 413 (0 = no limit). */
+  readonly limits?: { readonly maxBodyBytes: number };
+  /** Set when the proxy drains: every response still to be written closes its connection. */
+  draining?: boolean;
 }
 
 export interface ExchangePlan {
@@ -61,10 +67,32 @@ function readBody(req: IncomingMessage): Promise<Buffer | null> {
   });
 }
 
-export async function exchange(rt: Runtime, req: IncomingMessage, res: ServerResponse, plan: ExchangePlan) {
+function tooLarge(rt: Runtime, res: ServerResponse, max: number): void {
+  const err = new ProxyError(ProxyErrorCode.BodyTooLarge, 413, `request body longer than ${max} bytes`);
+  rt.metrics?.localReply(err.status, err.code);
+  // The rest of the body is not read: the connection cannot carry another request.
+  replyError(res, err, { connection: 'close' });
+}
+
+/**
+ * Forwards one request by `plan`. `series` and `listener` (with `start`, a performance.now()
+ * taken when the request arrived) count it in the metrics when the response ends.
+ */
+export async function exchange(
+  rt: Runtime,
+  req: IncomingMessage,
+  res: ServerResponse,
+  plan: ExchangePlan,
+  series?: RequestSeries,
+  listener?: ListenerStats,
+  start = 0,
+) {
   const abort = new AbortController();
   let streaming: Readable | undefined;
+  if (listener !== undefined) listener.inFlight++;
   const onClose = () => {
+    if (listener !== undefined) listener.inFlight--;
+    series?.record(res.headersSent ? res.statusCode : 0, (performance.now() - start) / 1000);
     if (res.writableFinished) return;
     // The client left: abort the exchange, or cut the response body already flowing.
     abort.abort(AbortReason.Client);
@@ -76,7 +104,7 @@ export async function exchange(rt: Runtime, req: IncomingMessage, res: ServerRes
       ? setTimeout(() => abort.abort(AbortReason.RequestTimeout), plan.requestTimeoutMs)
       : undefined;
 
-  let body: Buffer | IncomingMessage | null = null;
+  let body: Buffer | Readable | null = null;
   if (hasBody(req)) {
     const length = Number(req.headers['content-length']);
     const replay = plan.retry !== undefined || plan.mirrors.length > 0;
@@ -87,6 +115,31 @@ export async function exchange(rt: Runtime, req: IncomingMessage, res: ServerRes
         return;
       }
     } else body = req;
+  }
+  // A body of unknown length (chunked) is counted as it streams, through a Transform that never
+  // passes on the chunk crossing the limit; a Content-Length was checked before routing.
+  const maxBody = rt.limits?.maxBodyBytes ?? 0;
+  let overLimit = false;
+  if (body === req && maxBody > 0 && req.headers['content-length'] === undefined) {
+    let received = 0;
+    const counted = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        received += chunk.length;
+        if (received <= maxBody) {
+          callback(null, chunk);
+          return;
+        }
+        callback();
+        if (overLimit) return;
+        overLimit = true;
+        req.unpipe(counted);
+        // The response has started: it cannot become a 413, so the client's stream is reset.
+        if (res.headersSent) res.destroy();
+        else abort.abort(AbortReason.Client);
+      },
+    });
+    req.pipe(counted);
+    body = counted;
   }
 
   const method = req.method!;
@@ -105,13 +158,20 @@ export async function exchange(rt: Runtime, req: IncomingMessage, res: ServerRes
     retry: plan.retry,
     backendTimeoutMs: plan.backendTimeoutMs,
     signal: abort.signal,
+    stats: rt.metrics,
   });
   clearTimeout(requestTimer);
+  if (overLimit) {
+    if (result.ok) discardBody(result.response.body);
+    if (!res.destroyed) tooLarge(rt, res, maxBody);
+    return;
+  }
   if (!result.ok) {
     if (result.error === undefined) return; // the client left
     if (result.error.code !== ProxyErrorCode.UpstreamTimeout) rt.log.debug({ err: result.error }, 'upstream failed');
     // A body the upstream never read would keep the connection busy: drop it with the answer.
-    if (body === req && !req.complete) res.setHeader('connection', 'close');
+    if (body !== null && !Buffer.isBuffer(body) && !req.complete) res.setHeader('connection', 'close');
+    rt.metrics?.localReply(result.error.status, result.error.code);
     replyError(res, result.error);
     return;
   }
@@ -120,6 +180,7 @@ export async function exchange(rt: Runtime, req: IncomingMessage, res: ServerRes
     discardBody(upstream.body);
     return;
   }
+  if (rt.draining) res.setHeader('connection', 'close');
   const headers = downstreamResponseHeaders(upstream.headers);
   if (plan.responseHeaders) applyHeaderModifier(headers, plan.responseHeaders);
   if (plan.backendResponseHeaders) applyHeaderModifier(headers, plan.backendResponseHeaders);

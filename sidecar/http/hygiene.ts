@@ -83,6 +83,8 @@ export function downstreamResponseHeaders(headers: Record<string, string | strin
 export interface RequestLimits {
   /** Most request headers accepted; more → 431. Node's own maxHeaderSize bounds their bytes. */
   maxHeadersCount: number;
+  /** Most body bytes; a larger Content-Length → 413 before anything is forwarded. 0 = no limit. */
+  maxBodyBytes: number;
 }
 
 /** Whether an Upgrade header asks for h2c. */
@@ -99,6 +101,13 @@ export function asksH2c(upgrade: string | undefined): boolean {
 export function requestProblem(req: IncomingMessage, limits: RequestLimits): ProxyError | undefined {
   if (req.rawHeaders.length / 2 > limits.maxHeadersCount) {
     return new ProxyError(ProxyErrorCode.HeadersTooLarge, 431, `more than ${limits.maxHeadersCount} request headers`);
+  }
+  if (limits.maxBodyBytes > 0) {
+    // Node's strict parser has checked it is one run of digits; a chunked body is counted as it streams.
+    const length = req.headers['content-length'];
+    if (length !== undefined && Number(length) > limits.maxBodyBytes) {
+      return new ProxyError(ProxyErrorCode.BodyTooLarge, 413, `request body longer than ${limits.maxBodyBytes} bytes`);
+    }
   }
   if (asksH2c(req.headers.upgrade)) {
     return new ProxyError(ProxyErrorCode.H2cUpgradeRefused, 400, 'Upgrade: h2c is not accepted');

@@ -9,6 +9,7 @@ import { isPreflight, preflightHeaders } from '../filters/cors.ts';
 import { applyHeaderModifier, type HeaderMap } from '../filters/header-modifier.ts';
 import { modifyPath } from '../filters/path-modifier.ts';
 import { redirectLocation } from '../filters/redirect.ts';
+import type { RouteLabels } from '../metrics.ts';
 import type { RequestFacts } from '../router/request-facts.ts';
 import type { CompiledRoute, CompiledRouteTable } from '../router/route-table.ts';
 import { pickWeighted } from '../upstream/balancer.ts';
@@ -42,6 +43,14 @@ export interface LocalAnswer {
 
 export type Decision = ProxyError | LocalAnswer | ExchangePlan;
 
+/**
+ * Where decideRouted leaves the metric labels of the route and backend it took (undefined when
+ * no route matched), so the answer, whichever it is, is counted under them.
+ */
+export interface DecisionLabels {
+  labels: RouteLabels | undefined;
+}
+
 function redirect(route: CompiledRoute, filters: CompiledFilters, r: RoutedRequest): LocalAnswer {
   const location = redirectLocation(filters.redirect!, {
     scheme: r.scheme,
@@ -54,13 +63,14 @@ function redirect(route: CompiledRoute, filters: CompiledFilters, r: RoutedReque
   return { kind: 'local', status: filters.redirect!.statusCode, headers: { location }, body: '' };
 }
 
-export function decideRouted(req: IncomingMessage, r: RoutedRequest): Decision {
+export function decideRouted(req: IncomingMessage, r: RoutedRequest, out?: DecisionLabels): Decision {
   const method = req.method!;
   const facts: RequestFacts = { method, path: r.path, query: r.query, rawHeaders: req.rawHeaders };
   const route = r.table.match(r.host, facts);
   if (route === undefined) {
     return new ProxyError(ProxyErrorCode.NoRoute, r.table.noMatchStatus, `no route for ${r.host}${r.path}`);
   }
+  if (out !== undefined) out.labels = route.labels;
   const filters = route.filters;
   if (filters?.cors) {
     const origin = req.headers.origin;
@@ -88,6 +98,7 @@ export function decideRouted(req: IncomingMessage, r: RoutedRequest): Decision {
   if (index < 0)
     return new ProxyError(ProxyErrorCode.BackendUnresolved, 500, `rule ${route.id} has no backend with weight`);
   const backend = route.backends[index];
+  if (out !== undefined) out.labels = backend.labels;
   const bf = backend.filters;
   if (bf?.redirect) return redirect(route, bf, r);
   if (backend.cluster === null) {

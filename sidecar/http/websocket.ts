@@ -115,6 +115,7 @@ export function forwardWebSocket(rt: Runtime, req: IncomingMessage, socket: Dupl
   upstream.on('error', (err) => {
     finish();
     if (socket.destroyed) return;
+    rt.metrics?.upstreamConnectError(plan.cluster.key);
     if (isConnectFailure(err)) state.recordConnectFailure(Date.now());
     rt.log.debug({ err }, 'websocket upstream failed');
     rawReplyError(

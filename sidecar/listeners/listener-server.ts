@@ -5,6 +5,7 @@
 // swap changes what it serves without touching its connections.
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TlsOptions } from 'node:tls';
 import type { CompiledListener } from '../compiled-config.ts';
@@ -12,8 +13,9 @@ import { ProxyError, ProxyErrorCode } from '../errors.ts';
 import { exchange, type Runtime } from '../http/exchange.ts';
 import { requestProblem } from '../http/hygiene.ts';
 import { reply, replyError } from '../http/local-reply.ts';
-import { type Decision, decideRouted } from '../http/routed-request.ts';
+import { type Decision, type DecisionLabels, decideRouted } from '../http/routed-request.ts';
 import { forwardWebSocket, isWebSocketUpgrade, rawReply, rawReplyError } from '../http/websocket.ts';
+import { type ListenerStats, NONE, type ProxyMetrics } from '../metrics.ts';
 import { resolveGateway, sniContext } from './gateway.ts';
 import { resolveInbound } from './inbound.ts';
 import { resolveMesh } from './mesh.ts';
@@ -30,6 +32,8 @@ export interface ServerLimits {
   requestTimeoutMs: number;
   /** Idle time before a keep-alive client connection is closed. */
   keepAliveTimeoutMs: number;
+  /** Bytes of a request body; more → 413. 0 = no limit. */
+  maxBodyBytes: number;
 }
 
 export const DEFAULT_SERVER_LIMITS: ServerLimits = {
@@ -38,6 +42,7 @@ export const DEFAULT_SERVER_LIMITS: ServerLimits = {
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 120_000,
   keepAliveTimeoutMs: 5_000,
+  maxBodyBytes: 0,
 };
 
 export interface ListenerContext {
@@ -45,24 +50,48 @@ export interface ListenerContext {
   /** The listener compiled in the config serving now, or undefined once it left the config. */
   current(key: string): CompiledListener | undefined;
   readonly originalDestination: OriginalDestinationLookup | undefined;
+  /** Read per request (header count, body size) and per new connection (header bytes); updated on config apply. */
   readonly limits: ServerLimits;
+  readonly metrics: ProxyMetrics;
 }
 
-/** What to do with a request that passed the hygiene checks. */
-function decide(ctx: ListenerContext, listener: CompiledListener, req: IncomingMessage): Decision {
+/** Applies header limits changed by a config to a bound server: its next connections get them. */
+export function applyServerLimits(server: Server, limits: ServerLimits): void {
+  // Node reads it from the server for each connection it accepts (not in @types/node).
+  (server as Server & { maxHeaderSize: number }).maxHeaderSize = limits.maxHeaderSize;
+  server.maxHeadersCount = limits.maxHeadersCount + 1; // one more than allowed, so an excess is seen
+}
+
+const CLOSE = { connection: 'close' } as const;
+
+/** What to do with a request that passed the hygiene checks; `out` gets the metric labels of the route taken. */
+function decide(ctx: ListenerContext, listener: CompiledListener, req: IncomingMessage, out: DecisionLabels): Decision {
   if (listener.kind === 'inbound') return resolveInbound(listener, req);
   if (listener.kind === 'mesh') return resolveMesh(listener, req);
   const routed =
     listener.kind === 'gateway'
       ? resolveGateway(listener, req)
       : resolveOutbound(listener, ctx.originalDestination, req);
-  return routed instanceof ProxyError ? routed : decideRouted(req, routed);
+  return routed instanceof ProxyError ? routed : decideRouted(req, routed, out);
 }
 
-function decideChecked(ctx: ListenerContext, key: string, req: IncomingMessage): Decision {
-  const listener = ctx.current(key);
+function decideChecked(
+  ctx: ListenerContext,
+  listener: CompiledListener | undefined,
+  req: IncomingMessage,
+  out: DecisionLabels,
+): Decision {
   if (listener === undefined) return new ProxyError(ProxyErrorCode.NoRoute, 503, 'listener is being removed');
-  return requestProblem(req, ctx.limits) ?? decide(ctx, listener, req);
+  return requestProblem(req, ctx.limits) ?? decide(ctx, listener, req, out);
+}
+
+/** Node's answers to requests its parser refused, with the proxy's error code (and counted). */
+function clientErrorReply(err: NodeJS.ErrnoException): ProxyError | undefined {
+  const code = err.code ?? '';
+  if (code === 'HPE_HEADER_OVERFLOW')
+    return new ProxyError(ProxyErrorCode.HeadersTooLarge, 431, 'request header too large');
+  if (code.startsWith('HPE_')) return new ProxyError(ProxyErrorCode.BadRequest, 400, 'malformed request');
+  return undefined;
 }
 
 /** `tlsOptions`: extra server options for a TLS listener (the mesh listener's client-certificate policy). */
@@ -81,19 +110,44 @@ export function createListenerServer(key: string, tls: boolean, ctx: ListenerCon
     // plain request, where it is refused or has the header stripped.
     shouldUpgradeCallback: isWebSocketUpgrade,
   };
-  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+  const { metrics } = ctx;
+  // The listener's metric label, looked up again only when a config swap replaces the compiled listener.
+  let seen: CompiledListener | undefined;
+  let stats!: ListenerStats;
+  const current = (): CompiledListener | undefined => {
+    const listener = ctx.current(key);
+    if (listener !== seen && listener !== undefined) {
+      seen = listener;
+      stats = metrics.listener(listener.name);
+    }
+    // A request before the listener's config is swapped in (or after it left): no name to count it under.
+    stats ??= metrics.listener(NONE);
+    return listener;
+  };
+  // Reused by every request: deciding is synchronous, so one request's labels never meet another's.
+  const out: DecisionLabels = { labels: undefined };
+  const handle = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => {
+    const start = performance.now();
+    const listener = current();
+    // Draining: each answer tells the client to go elsewhere for its next request.
+    if (ctx.runtime.draining) res.setHeader('connection', 'close');
     try {
-      const decision = decideChecked(ctx, key, req);
+      out.labels = undefined;
+      const decision = decideChecked(ctx, listener, req, out);
       if (decision instanceof ProxyError) {
-        // After a hygiene refusal the connection's state is not worth keeping.
-        replyError(
-          res,
-          decision,
-          decision.status === 431 || decision.status === 400 ? { connection: 'close' } : undefined,
-        );
-      } else if (decision.kind === 'local') reply(res, decision.status, decision.body, decision.headers);
-      else {
-        exchange(ctx.runtime, req, res, decision).catch((err: unknown) => {
+        metrics.localReply(decision.status, decision.code);
+        // After a hygiene refusal the connection's state is not worth keeping; after a 413 the
+        // body was not read.
+        const s = decision.status;
+        replyError(res, decision, s === 431 || s === 400 || s === 413 ? CLOSE : undefined);
+        (out.labels ?? metrics.none).series(stats).record(s, (performance.now() - start) / 1000);
+      } else if (decision.kind === 'local') {
+        reply(res, decision.status, decision.body, decision.headers);
+        (out.labels ?? metrics.none).series(stats).record(decision.status, (performance.now() - start) / 1000);
+      } else {
+        if (expectsContinue) res.writeContinue();
+        const series = (out.labels ?? metrics.clusterLabels(decision.cluster)).series(stats);
+        exchange(ctx.runtime, req, res, decision, series, stats, start).catch((err: unknown) => {
           ctx.runtime.log.error({ err }, 'exchange failed');
           if (!res.headersSent) replyError(res, new ProxyError(ProxyErrorCode.UpstreamConnect, 502, 'proxy error'));
           else res.destroy();
@@ -105,6 +159,10 @@ export function createListenerServer(key: string, tls: boolean, ctx: ListenerCon
       else res.destroy();
     }
   };
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => handle(req, res, false);
+  // `Expect: 100-continue`: the client waits for a go-ahead, given only to requests that will be
+  // forwarded, so a refused one (413 on its Content-Length) never sends its body.
+  const onCheckContinue = (req: IncomingMessage, res: ServerResponse) => handle(req, res, true);
   const server: Server = tls
     ? (createHttpsServer({
         ...options,
@@ -115,13 +173,36 @@ export function createListenerServer(key: string, tls: boolean, ctx: ListenerCon
         },
       }) as unknown as Server)
     : createHttpServer(options);
-  server.maxHeadersCount = limits.maxHeadersCount + 1; // one more than allowed, so an excess is seen
+  applyServerLimits(server, limits);
   server.on('request', onRequest);
+  server.on('checkContinue', onCheckContinue);
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    // As Node's own handler: answer only when no response has started on the connection (the
+    // response in progress is Node's `_httpMessage`), then close.
+    const inProgress = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (socket.writable && !inProgress?.headersSent) {
+      socket.once('finish', () => socket.destroy());
+      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+        rawReply(socket, 408, '');
+        return;
+      }
+      const answer = clientErrorReply(err);
+      if (answer !== undefined) {
+        metrics.localReply(answer.status, answer.code);
+        rawReplyError(socket, answer);
+        return;
+      }
+    }
+    socket.destroy();
+  });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     try {
-      const decision = decideChecked(ctx, key, req);
-      if (decision instanceof ProxyError) rawReplyError(socket, decision);
-      else if (decision.kind === 'local') rawReply(socket, decision.status, decision.body, decision.headers);
+      out.labels = undefined;
+      const decision = decideChecked(ctx, current(), req, out);
+      if (decision instanceof ProxyError) {
+        metrics.localReply(decision.status, decision.code);
+        rawReplyError(socket, decision);
+      } else if (decision.kind === 'local') rawReply(socket, decision.status, decision.body, decision.headers);
       else forwardWebSocket(ctx.runtime, req, socket, head, decision);
     } catch (err) {
       ctx.runtime.log.error({ err }, 'upgrade handler failed');

@@ -8,6 +8,7 @@ import { compileMatchRegex } from '../config/regex.ts';
 import { ConfigCompileError } from '../errors.ts';
 import { type CompiledFilters, compileFilters } from '../filters/compiled-filters.ts';
 import { trimPrefix } from '../filters/path-modifier.ts';
+import { NONE, RouteLabels } from '../metrics.ts';
 import { cumulativeWeights } from '../upstream/balancer.ts';
 import type { CompiledCluster } from '../upstream/cluster.ts';
 import { normalizePath } from './path.ts';
@@ -32,6 +33,8 @@ export interface CompiledBackend {
   readonly status: number;
   readonly reason: string | undefined;
   readonly filters: CompiledFilters | undefined;
+  /** Metric labels of requests sent (or answered) through this backend. */
+  readonly labels: RouteLabels;
 }
 
 export interface CompiledRetry {
@@ -61,6 +64,8 @@ export interface CompiledRoute {
   readonly backendRequestTimeoutMs: number;
   readonly retry: CompiledRetry | undefined;
   readonly directResponse: { readonly status: number; readonly body: string | undefined } | undefined;
+  /** Metric labels of requests this route answers before choosing a backend (redirects, direct responses). */
+  readonly labels: RouteLabels;
 }
 
 export interface CompiledVirtualHost {
@@ -143,6 +148,7 @@ function compileRoute(route: Route, clusters: ReadonlyMap<string, CompiledCluste
       }
     }
   }
+  const rule = route.ruleName ?? String(route.rule);
   const backends = route.backends.map((b, i): CompiledBackend => {
     let cluster: CompiledCluster | null = null;
     if (b.cluster !== null) {
@@ -157,6 +163,7 @@ function compileRoute(route: Route, clusters: ReadonlyMap<string, CompiledCluste
       status: b.status ?? 500,
       reason: b.reason,
       filters: compileFilters(b.filters, clusters, `${where}.backends[${i}].filters`),
+      labels: new RouteLabels(route.route, rule, b.cluster ?? NONE),
     };
   });
   const retry = route.retry;
@@ -186,6 +193,7 @@ function compileRoute(route: Route, clusters: ReadonlyMap<string, CompiledCluste
     directResponse: route.directResponse
       ? { status: route.directResponse.status, body: route.directResponse.body }
       : undefined,
+    labels: new RouteLabels(route.route, rule, NONE),
   };
 }
 

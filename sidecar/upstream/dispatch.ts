@@ -28,6 +28,8 @@ export interface DispatchInput {
   backendTimeoutMs: number;
   /** Aborted when the client leaves or the request timeout fires. */
   signal: AbortSignal;
+  /** Told of each attempt that failed without a response (not a timeout or abort): metrics. */
+  stats?: { upstreamConnectError(cluster: string): void };
 }
 
 export type DispatchResult =
@@ -93,6 +95,7 @@ export async function dispatch(forwarder: Forwarder, input: DispatchInput): Prom
       if (signal.aborted) return { ok: false, error: abortError(signal.reason) };
       if (attemptAbort.signal.aborted) error = abortError(attemptAbort.signal.reason);
       else {
+        input.stats?.upstreamConnectError(cluster.key);
         if (isConnectFailure(err)) state.recordConnectFailure(Date.now());
         // The forwarder's own verdicts (mTLS: no certificate, wrong peer identity…) keep their code.
         error =

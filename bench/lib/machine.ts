@@ -1,0 +1,71 @@
+// What the benchmark ran on, for the figures to be read against.
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+
+export interface Machine {
+  cpu: string;
+  cores: number;
+  memoryGiB: number;
+  kernel: string;
+  node: string;
+  load: string;
+  date: string;
+}
+
+function cpuModel(): string {
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) return m[1].trim();
+  } catch {}
+  return cpus()[0]?.model.trim() ?? 'unknown CPU';
+}
+
+export function machine(): Machine {
+  return {
+    cpu: cpuModel(),
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 1024 ** 3),
+    kernel: `Linux ${release()}`,
+    node: process.version,
+    load: loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' / '),
+    date: new Date().toISOString().slice(0, 10),
+  };
+}
+
+/** 1-minute load average now: other work on the machine skews every figure. */
+export function loadNow(): number {
+  return loadavg()[0];
+}
+
+function cpuTimes(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal
+  const idle = f[3] + (f[4] ?? 0);
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+/** Share of all cores busy over the next `ms` (0–1). */
+export async function busyShare(ms: number): Promise<number> {
+  const a = cpuTimes();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = cpuTimes();
+  return b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : 0;
+}
+
+/**
+ * Waits (up to `maxMs`) for the machine to be quiet — under `threshold` of all cores busy over
+ * 2 s — since other work on it skews every figure. Returns the last busy share seen.
+ */
+export async function waitForQuiet(threshold: number, maxMs: number, log: (s: string) => void): Promise<number> {
+  const deadline = Date.now() + maxMs;
+  let share = await busyShare(2_000);
+  while (share > threshold && Date.now() < deadline) {
+    log(`machine busy (${(share * 100).toFixed(0)} % of all cores): waiting for it to quieten`);
+    share = await busyShare(2_000);
+  }
+  return share;
+}
