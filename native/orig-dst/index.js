@@ -1,4 +1,3 @@
-'use strict';
 // Loads the built addon. Throws (MODULE_NOT_FOUND, or the dlopen error) when it was not built: the install step is
 // optional, and weft's wrapper (sidecar/capture/original-destination.ts) catches this and falls back to Host.
 const { join } = require('node:path');

@@ -1,4 +1,3 @@
-'use strict';
 // npm's install step for weft-orig-dst: build the addon with node-gyp. It never fails the install (exit 0 always):
 // the addon is optional and weft falls back to the Host header without it, logging that once.
 //
@@ -84,6 +83,6 @@ function main() {
 try {
   main();
 } catch (err) {
-  process.stderr.write(`weft-orig-dst: build skipped: ${err && err.message}\n`);
+  process.stderr.write(`weft-orig-dst: build skipped: ${err?.message}\n`);
 }
 process.exitCode = 0;
