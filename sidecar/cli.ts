@@ -2,6 +2,8 @@
 // command wires in.
 import { Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
+import { INIT_IPTABLES, runInitIptablesCli } from './capture/init-iptables-cli.ts';
+import { createOriginalDestinationLookup } from './capture/original-destination.ts';
 import { readConfigFile, watchConfigFile } from './config-file.ts';
 import { type RunningProxy, startProxy } from './proxy.ts';
 import { FileIdentitySource } from './upstream/mtls-files.ts';
@@ -43,6 +45,7 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
     .option('--cert <file>', 'workload certificate chain (PEM, leaf first) for mTLS; reloaded on change')
     .option('--key <file>', 'private key of --cert (PEM)')
     .option('--roots <file>', 'trust bundle (PEM) that --cert and the peers chain to')
+    .addHelpText('after', `\nThe pod's capture init step: weft proxy ${INIT_IPTABLES} --help`)
     .exitOverride();
   program.parse([...argv], { from: 'user' });
   const opts = program.opts<{
@@ -73,6 +76,8 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
       logger: log,
       drainTimeoutMs: opts.drainTimeout,
       identity,
+      // Captured outbound connections: SO_ORIGINAL_DST when the native addon is built, else the Host header.
+      originalDestination: opts.mode === 'sidecar' ? createOriginalDestinationLookup({ logger: log }) : undefined,
     });
   } catch (err) {
     await identity?.close();
@@ -110,4 +115,16 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
     if (stopping === undefined) onSignal();
   });
   return { proxy, stop };
+}
+
+/**
+ * `weft proxy …` as typed: `init-iptables …` runs the pod's capture init step and resolves to undefined once done
+ * (a one-shot command); anything else starts the proxy (runProxyCli) and resolves to its handle.
+ */
+export async function runProxyCommand(argv: readonly string[]): Promise<ProxyCliHandle | undefined> {
+  if (argv[0] === INIT_IPTABLES) {
+    await runInitIptablesCli(argv.slice(1));
+    return undefined;
+  }
+  return runProxyCli(argv);
 }
