@@ -2,7 +2,7 @@
 // its sidecar's outbound listener, as to an explicit HTTP proxy (absolute-form target, Host = the URL's authority),
 // from the pod's own IP. With --count, many requests and a tally of which backend pod answered (the `pod` of an
 // echo JSON reply, or `Hostname=` of the Istio text format).
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 import { LocalError } from './errors.ts';
 import { type MeshState, type MeshStatePod, runningMesh } from './state.ts';
 
@@ -97,7 +97,7 @@ function parseHeaders(lines: readonly string[]): [string, string][] {
   });
 }
 
-function once(pod: MeshStatePod, url: URL, o: LocalCurlOptions): Promise<CurlResponse> {
+function once(pod: MeshStatePod, url: URL, o: LocalCurlOptions, agent?: Agent): Promise<CurlResponse> {
   const outbound = pod.sidecar!.outbound!;
   const headers: [string, string][] = [['Host', url.host], ...parseHeaders(o.headers ?? [])];
   if (o.data !== undefined) headers.push(['Content-Length', String(Buffer.byteLength(o.data))]);
@@ -111,7 +111,7 @@ function once(pod: MeshStatePod, url: URL, o: LocalCurlOptions): Promise<CurlRes
       path: url.href, // absolute-form: how a client talks to an explicit proxy
       headers: headers.flat(),
       setHost: false,
-      agent: false,
+      agent: agent ?? false,
       timeout: o.timeoutMs ?? 15_000,
     });
     req.on('timeout', () => req.destroy(new Error(`no response within ${o.timeoutMs ?? 15_000} ms`)));
@@ -177,12 +177,14 @@ export async function localCurlCount(o: LocalCurlOptions): Promise<{ pod: MeshSt
   const pod = findPod(await runningMesh(o.stateDir), o.from);
   const count = o.count ?? 1;
   const tally: CurlTally = { requests: count, statuses: {}, pods: {}, backends: {}, errors: 0 };
+  // Keep-alive, as an app's HTTP client would: the tally measures routing, not connection set-up.
+  const agent = new Agent({ keepAlive: true, maxSockets: o.concurrency ?? 10 });
   let next = 0;
   const worker = async () => {
     while (next < count) {
       next++;
       try {
-        const r = await once(pod, url, o);
+        const r = await once(pod, url, o, agent);
         tally.statuses[r.status] = (tally.statuses[r.status] ?? 0) + 1;
         const who = r.pod ?? '(unknown)';
         tally.pods[who] = (tally.pods[who] ?? 0) + 1;
@@ -194,7 +196,11 @@ export async function localCurlCount(o: LocalCurlOptions): Promise<{ pod: MeshSt
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(o.concurrency ?? 10, count)) }, worker));
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(o.concurrency ?? 10, count)) }, worker));
+  } finally {
+    agent.destroy();
+  }
   return { pod, tally };
 }
 

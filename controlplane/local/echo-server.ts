@@ -204,7 +204,7 @@ function handler(id: Identity): (req: Req, res: Res) => void {
       send(res, 200, 'text/plain; charset=utf-8', 'OK');
       return;
     }
-    const status = /^\/status\/(\d{3})$/.exec(url.pathname);
+    const status = /^\/status\/(\d{1,3})$/.exec(url.pathname);
     if (status) {
       const code = Number(status[1]);
       if (code < 200 || code > 599) send(res, 400, 'text/plain; charset=utf-8', `status ${code} out of range\n`);

@@ -420,7 +420,7 @@ export class LocalMesh {
     this.#applying = false;
     for (const r of results) if (r.status === 'rejected') throw r.reason;
     this.#checkReady();
-    this.#saveState();
+    void this.#saveState();
   }
 
   #podSignature(p: PlannedPod): string {
@@ -493,8 +493,9 @@ export class LocalMesh {
     return proxy;
   }
 
+  /** Node's compile cache for the children, shared by every state dir (entries are keyed by file content). */
   #compileCache(): string {
-    return path.join(this.o.stateDir, 'compile-cache');
+    return path.join(path.dirname(this.o.weftBin), '..', 'node_modules', '.cache', 'weft', 'node-compile-cache');
   }
 
   async #stopPod(proc: PodProc): Promise<void> {
@@ -512,13 +513,13 @@ export class LocalMesh {
       if (!w.ready && e.stream === 'stdout' && e.line.startsWith('weft echo: serving')) {
         w.ready = true;
         this.#checkReady();
-        this.#saveState();
+        void this.#saveState();
       }
       return;
     }
     this.#childLifecycle(w.child, e);
     if (e.type === 'exited') w.ready = false;
-    this.#saveState();
+    void this.#saveState();
   }
 
   #proxyEvent(p: ProxyProc, e: ChildEvent): void {
@@ -542,7 +543,7 @@ export class LocalMesh {
     }
     this.#childLifecycle(p.child, e);
     if (e.type === 'exited') p.configured = false;
-    this.#saveState();
+    void this.#saveState();
   }
 
   #childLifecycle(child: ManagedChild, e: ChildEvent): void {
@@ -563,7 +564,7 @@ export class LocalMesh {
     if (!proxy) return;
     proxy.configured = true;
     this.#checkReady();
-    this.#saveState();
+    void this.#saveState();
   }
 
   #findProxy(id: string): ProxyProc | undefined {
@@ -591,8 +592,11 @@ export class LocalMesh {
     if (this.#readySince !== undefined || this.#closed) return;
     if (this.#notReady().length > 0) return;
     this.#readySince = Date.now();
-    this.#announce();
-    for (const w of this.#readyWaiters.splice(0)) w();
+    // mesh.json says ready before the ready line is printed: whoever reacts to the line finds the mesh in it.
+    void this.#saveState().then(() => {
+      this.#announce();
+      for (const w of this.#readyWaiters.splice(0)) w();
+    });
   }
 
   // ---- output ----
@@ -683,9 +687,10 @@ export class LocalMesh {
 
   // ---- mesh.json ----
 
-  #saveState(): void {
-    if (this.#closed || !this.#ownsState) return;
-    if (this.#stateDirty) return;
+  /** Queues a rewrite of mesh.json; resolves once a write that reflects the state at this call is done. */
+  #saveState(): Promise<void> {
+    if (this.#closed || !this.#ownsState) return Promise.resolve();
+    if (this.#stateDirty) return this.#stateWrite;
     this.#stateDirty = true;
     this.#stateWrite = this.#stateWrite.then(async () => {
       this.#stateDirty = false;
@@ -694,6 +699,7 @@ export class LocalMesh {
         this.log.warn({ event: 'local.state-write-failed', err }, 'could not write mesh.json'),
       );
     });
+    return this.#stateWrite;
   }
 
   /** What mesh.json says. */
@@ -792,8 +798,11 @@ export class LocalMesh {
       ...[...this.#gateways.values()].flatMap((g) => (g.proxy ? [g.proxy] : [])),
       ...[...this.#pods.values()].flatMap((p) => (p.sidecar ? [p.sidecar] : [])),
     ];
+    const t0 = performance.now();
     await Promise.all(proxies.map((p) => p.child.stop(grace)));
+    const t1 = performance.now();
     await Promise.all([...this.#pods.values()].flatMap((p) => p.workloads.map((w) => w.child.stop(grace))));
+    const t2 = performance.now();
     this.#pods.clear();
     this.#gateways.clear();
     this.#agent?.close();
@@ -802,6 +811,16 @@ export class LocalMesh {
     await this.#caServer?.close();
     await this.#supervisor?.close();
     await this.#stateWrite.catch(() => {});
+    const ms = (a: number, b: number) => Math.round(b - a);
+    this.log.info(
+      {
+        event: 'local.stopped',
+        proxiesMs: ms(t0, t1),
+        workloadsMs: ms(t1, t2),
+        controlPlaneMs: ms(t2, performance.now()),
+      },
+      'stopped',
+    );
     if (this.#ownsState) await rm(path.join(this.o.stateDir, 'mesh.json'), { force: true });
     await new Promise<void>((resolve) => this.log.flush(() => resolve()));
   }

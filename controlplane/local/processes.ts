@@ -158,7 +158,12 @@ export class ManagedChild {
     if (child?.pid !== undefined) {
       signalGroup(child.pid, 'SIGTERM');
       child.stdin?.end();
-      const timedOut = await Promise.race([this.#exited.then(() => false), sleep(graceMs).then(() => true)]);
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(true), graceMs);
+      });
+      const timedOut = await Promise.race([this.#exited.then(() => false), grace]);
+      clearTimeout(timer);
       if (timedOut) signalGroup(child.pid, 'SIGKILL');
       await this.#exited;
     }
