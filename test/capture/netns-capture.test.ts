@@ -60,8 +60,12 @@ async function ok(r: Promise<ExecResult>): Promise<ExecResult> {
   return res;
 }
 
-function init(ns: string, extra: string[] = []): Promise<ExecResult> {
-  return ok(execInNamespace(ns, [node, join(fixtures, 'weft-proxy.ts'), ...INIT, ...extra]));
+/** Through `weft proxy` (sidecar/cli.ts) when `viaProxyCli`, else the capture module alone (faster to start). */
+function init(ns: string, extra: string[] = [], viaProxyCli = false): Promise<ExecResult> {
+  const argv = viaProxyCli
+    ? [join(fixtures, 'weft-proxy.ts'), ...INIT]
+    : [join(fixtures, 'init-iptables.ts'), ...INIT.slice(1)];
+  return ok(execInNamespace(ns, [node, ...argv, ...extra]));
 }
 
 /** Connects from namespace `ns` (as `uid`/`gid`) to each target; one reply each. */
@@ -112,7 +116,7 @@ if (why !== undefined) {
     hostServer = createServer((s) => s.end(`${JSON.stringify({ pod: 'host', listener: 'host' })}\n`));
     await new Promise<void>((resolve) => hostServer!.listen(HOST_PORT, `${v4}1`, resolve));
     const cidrs = ['--exclude-outbound-cidrs', `${v4}1/32,${v6}1/128`];
-    await Promise.all([startPod(A), startPod(B), init(A, cidrs), init(B, cidrs)]);
+    await Promise.all([startPod(A), startPod(B), init(A, cidrs, true), init(B, cidrs)]);
   });
 
   test.after.always(async () => {
@@ -201,11 +205,11 @@ if (why !== undefined) {
   });
 
   test.serial('--cleanup removes every rule and chain; traffic then goes where it was addressed', async (t) => {
-    await ok(execInNamespace(A, [node, join(fixtures, 'weft-proxy.ts'), 'init-iptables', '--cleanup']));
+    await ok(execInNamespace(A, [node, join(fixtures, 'init-iptables.ts'), '--cleanup']));
     for (const binary of ['iptables', 'ip6tables'] as const) t.notRegex(listRules(binary, 'nat', A), /WEFT/);
     t.is(where((await connectFrom(A, [`${v4}3:8080`]))[0]), `${B}/inbound`);
     // A second cleanup has nothing to do and does not fail.
-    await ok(execInNamespace(A, [node, join(fixtures, 'weft-proxy.ts'), 'init-iptables', '--cleanup']));
+    await ok(execInNamespace(A, [node, join(fixtures, 'init-iptables.ts'), '--cleanup']));
   });
 
   test.serial('cleanupAll leaves no namespace, link, chain, hosts file or process', async (t) => {
