@@ -1,6 +1,7 @@
-// `weft proxy --mode sidecar|edge --config FILE …`: the proxy. Its options are parsed by sidecar/cli.ts (the proxy
-// owns them), so this command passes everything after `proxy` through untouched, `--help` included. Started by
-// `weft local`, it also stops when its parent goes away.
+// `weft proxy --mode sidecar|edge --config FILE …` (the proxy) and `weft proxy init-iptables …` (the pod's capture
+// init step). Their options are parsed by sidecar/cli.ts (the proxy owns them), so this command passes everything
+// after `proxy` through untouched, `--help` included. Started by `weft local`, the proxy also stops when its parent
+// goes away.
 import { Command } from 'commander';
 import { exitWithParent } from '../../controlplane/local/parent-watch.ts';
 
@@ -12,8 +13,9 @@ export function proxyCommand(): Command {
     .allowExcessArguments(true)
     .argument('[options...]', 'the proxy options (see weft proxy --help)')
     .action(async (_args: string[], _opts: unknown, cmd: Command) => {
-      const { runProxyCli } = await import('../../sidecar/cli.ts');
-      const handle = await runProxyCli(cmd.args);
+      const { runProxyCommand } = await import('../../sidecar/cli.ts');
+      const handle = await runProxyCommand(cmd.args);
+      if (!handle) return; // a one-shot subcommand, done
       exitWithParent(() => {
         handle.stop().then(
           () => process.exit(0),

@@ -659,7 +659,7 @@ export class LocalMesh {
     }
     out('');
     out(
-      `Edit a file in ${this.o.dir} and routing follows within a second. Logs: ${path.join(this.o.stateDir, 'logs')}. Ctrl-C stops everything.`,
+      `Edit a file in ${this.o.dir} and routing follows within a second. Logs: ${this.#shown(path.join(this.o.stateDir, 'logs'))}. Ctrl-C stops everything.`,
     );
   }
 
@@ -673,6 +673,12 @@ export class LocalMesh {
     const localNode = path.join(cwd, 'node_modules', '.bin', 'node');
     const node = this.o.node.startsWith(path.join(cwd, 'node_modules')) ? rel(localNode) : 'node';
     return `${node} ${rel(this.o.weftBin)}`;
+  }
+
+  /** A path as the user would type it: relative to the working directory when under it. */
+  #shown(p: string): string {
+    const rel = path.relative(process.cwd(), p);
+    return rel === '' || rel.startsWith('..') ? p : rel;
   }
 
   #stateDirFlag(): string {
