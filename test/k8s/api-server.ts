@@ -71,7 +71,7 @@ export interface RequestRecord {
 }
 
 export interface RequestMatch {
-  verb?: Verb;
+  verb?: RequestRecord['verb'];
   method?: string;
   /** Plural resource name (`httproutes`) or kind (`HTTPRoute`). */
   resource?: string;
