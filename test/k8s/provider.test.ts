@@ -253,8 +253,8 @@ test('start() waits through failed discovery; close() during start rejects it an
   const starting = q.start();
   await eventually(() => c.server.count({ verb: 'list', resource: 'services', code: 500 }) >= 2, 'failing lists');
   await q.close();
-  const err = await t.throwsAsync(starting);
-  t.is((err as KubeError).code, 'WEFT_ERR_K8S_CLOSED');
+  const err = await t.throwsAsync(starting, { instanceOf: KubeError });
+  t.is(err.code, 'WEFT_ERR_K8S_CLOSED');
   t.is(t.context.updates.length, 1); // only p's first update
 });
 
