@@ -3,6 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import test from 'ava';
 import { CommanderError } from 'commander';
+import { initArgs, injectSettings } from '../../injector/settings.ts';
 import { runProxyCommand } from '../../sidecar/cli.ts';
 import { CaptureError } from '../../sidecar/capture/errors.ts';
 import { runInitIptablesCli } from '../../sidecar/capture/init-iptables-cli.ts';
@@ -233,4 +234,20 @@ test('changing iptables without root is refused with WEFT_ERR_CAPTURE_NOT_ROOT',
     },
   );
   t.is(out.trim(), 'WEFT_ERR_CAPTURE_NOT_ROOT');
+});
+
+test('the injector’s init-container command line is one this CLI takes', async (t) => {
+  const settings = injectSettings({ version: '0.1.0-test' });
+  const argv = initArgs(settings, {
+    inboundPorts: [9090],
+    outboundPorts: [5432],
+    outboundCidrs: ['169.254.169.254/32'],
+  });
+  t.deepEqual(argv.slice(0, 2), ['proxy', 'init-iptables']);
+  const out: string[] = [];
+  await runInitIptablesCli([...argv.slice(2), '--dry-run'], { write: (l) => out.push(l) });
+  t.true(out.includes('iptables -t nat -A WEFT_INBOUND -p tcp --dport 9090 -j RETURN'));
+  t.true(out.includes('iptables -t nat -A WEFT_OUTPUT -p tcp --dport 5432 -j RETURN'));
+  t.true(out.includes('iptables -t nat -A WEFT_OUTPUT -d 169.254.169.254/32 -j RETURN'));
+  t.true(out.includes(`iptables -t nat -A WEFT_OUTPUT -m owner --uid-owner ${settings.proxyUid} -j RETURN`));
 });
