@@ -390,6 +390,7 @@ export class LocalMesh {
       const want = wantedPods.get(key);
       if (!want || this.#podSignature(want) !== proc.signature) {
         this.#pods.delete(key);
+        if (this.ready) this.#out(`weft local: pod ${key} ${want ? 'changed; restarting it' : 'is gone; stopping it'}`);
         stops.push(this.#stopPod(proc));
       }
     }
@@ -405,7 +406,12 @@ export class LocalMesh {
     // Everything new starts at once: most of the wait is Node starting up and keys being made, on every core.
     this.#applying = true;
     const starts: Promise<void>[] = [];
-    for (const [key, want] of wantedPods) if (!this.#pods.has(key)) starts.push(this.#startPod(want));
+    for (const [key, want] of wantedPods) {
+      if (this.#pods.has(key)) continue;
+      if (this.ready)
+        this.#out(`weft local: pod ${key} at ${want.ip}: starting${want.proxyId ? ' with a sidecar' : ''}`);
+      starts.push(this.#startPod(want));
+    }
     for (const [key, want] of wantedGateways) {
       if (this.#gateways.has(key)) continue;
       const proc: GatewayProc = { plan: want, signature: JSON.stringify(want), proxy: undefined };
