@@ -299,7 +299,10 @@ export class StatusWriter {
             throw e;
           }
         }
-        const status = nextStatus({ ...obj, kind: t.kind }, t.desired, this.#controllerName, rfc3339(this.#now()));
+        // The latest desired status: changes made while reading are folded into this write.
+        const latest = this.#targets.get(key);
+        if (!latest) return this.#done(key);
+        const status = nextStatus({ ...obj, kind: t.kind }, latest.desired, this.#controllerName, rfc3339(this.#now()));
         if (!status) {
           this.#stats.unchanged++;
           return this.#done(key);
