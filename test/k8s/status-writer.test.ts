@@ -225,7 +225,7 @@ test('writer: writes once, keeps the other controller’s entry, does not write 
   w.set(desired);
   await w.idle();
   t.is(statusWrites(c), 1);
-  const parents = (c.server.get('HTTPRoute', 'shop', 'web')?.status as { parents: { controllerName: string }[] })
+  const parents = (c.server.get('HTTPRoute', 'shop', 'web')!.status as { parents: { controllerName: string }[] })
     .parents;
   t.deepEqual(
     parents.map((p) => p.controllerName),
@@ -247,7 +247,7 @@ test('writer: writes once, keeps the other controller’s entry, does not write 
     );
   await w.idle();
   t.is(statusWrites(c), 2);
-  const mine = (c.server.get('HTTPRoute', 'shop', 'web')?.status as { parents: { conditions: Condition[] }[] })
+  const mine = (c.server.get('HTTPRoute', 'shop', 'web')!.status as { parents: { conditions: Condition[] }[] })
     .parents[1];
   t.is(mine.conditions[0].message, 'm4');
 });
