@@ -20,6 +20,12 @@ function millis(value: string): number {
   return n;
 }
 
+function ratio(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !(n >= 0 && n <= 1)) throw new InvalidArgumentError('not a ratio between 0 and 1');
+  return n;
+}
+
 function port(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('not a port number');
@@ -45,6 +51,9 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
     .option('--cert <file>', 'workload certificate chain (PEM, leaf first) for mTLS; reloaded on change')
     .option('--key <file>', 'private key of --cert (PEM)')
     .option('--roots <file>', 'trust bundle (PEM) that --cert and the peers chain to')
+    .option('--otlp-endpoint <url>', 'export spans over OTLP/HTTP to this collector (e.g. http://jaeger:4318)')
+    .option('--trace-sample-ratio <ratio>', 'share of new traces recorded, 0–1 (default 1)', ratio)
+    .option('--trace-service-name <name>', 'service.name of the spans (default weft-proxy)')
     .addHelpText('after', `\nThe pod's capture init step: weft proxy ${INIT_IPTABLES} --help`)
     .exitOverride();
   program.parse([...argv], { from: 'user' });
@@ -57,6 +66,9 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
     cert?: string;
     key?: string;
     roots?: string;
+    otlpEndpoint?: string;
+    traceSampleRatio?: number;
+    traceServiceName?: string;
   }>();
   const given = [opts.cert, opts.key, opts.roots].filter((f) => f !== undefined).length;
   if (given !== 0 && given !== 3) {
@@ -76,6 +88,10 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
       logger: log,
       drainTimeoutMs: opts.drainTimeout,
       identity,
+      tracing:
+        opts.otlpEndpoint === undefined
+          ? undefined
+          : { endpoint: opts.otlpEndpoint, sampleRatio: opts.traceSampleRatio, serviceName: opts.traceServiceName },
       // Captured outbound connections: SO_ORIGINAL_DST when the native addon is built, else the Host header.
       originalDestination: opts.mode === 'sidecar' ? createOriginalDestinationLookup({ logger: log }) : undefined,
     });

@@ -23,6 +23,7 @@ import {
 } from './listeners/listener-server.ts';
 import type { OriginalDestinationLookup } from './listeners/outbound.ts';
 import { ProxyMetrics } from './metrics.ts';
+import { Tracing, type TracingOptions } from './tracing.ts';
 import { EndpointRegistry } from './upstream/endpoint-state.ts';
 import type { Forwarder } from './upstream/forwarder.ts';
 import { type IdentitySource, MESH_SERVER_OPTIONS, MeshTls } from './upstream/mtls.ts';
@@ -55,6 +56,8 @@ export interface StartProxyOptions {
    * refused (WEFT_ERR_MTLS_UNAVAILABLE). A sidecar with one is not ready while it has no valid certificate.
    */
   identity?: IdentitySource;
+  /** Export spans over OTLP/HTTP (docs/tracing.md). Absent: no tracing, and trace headers pass through untouched. */
+  tracing?: TracingOptions;
 }
 
 export interface ProxyAddresses {
@@ -83,6 +86,8 @@ export interface RunningProxy {
   /** Resolves once the proxy has stopped, however it was stopped (`/shutdown` included). */
   readonly closed: Promise<void>;
   readonly metrics: ProxyMetrics;
+  /** Present when `tracing` was given. */
+  readonly tracing: Tracing | undefined;
   readonly addresses: ProxyAddresses;
   /** The config being served (defaults applied), or undefined before the first. */
   readonly config: ProxyConfig | undefined;
@@ -139,7 +144,8 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
   const forwarder = options.forwarder ?? new UndiciForwarder();
   const limits: ServerLimits = { ...DEFAULT_SERVER_LIMITS, ...options.limits };
   const metrics = new ProxyMetrics();
-  const runtime: Runtime = { forwarder, log, metrics, limits, draining: false };
+  const tracing = options.tracing ? new Tracing(options.tracing, metrics.registry) : undefined;
+  const runtime: Runtime = { forwarder, log, metrics, limits, draining: false, tracing };
   let current: CompiledConfig | undefined;
   const bound = new Map<string, BoundListener>();
   const ctx: ListenerContext = {
@@ -200,6 +206,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
     }
     const previous = current;
     current = next;
+    if (tracing) tracing.proxyId = next.config.proxy.id;
     mesh.configure(next.config.trust);
     for (const [key, s] of started) bound.set(key, s);
     for (const s of bound.values()) applyServerLimits(s.server, limits);
@@ -265,6 +272,8 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
       mesh.close();
       await forwarder.close();
       await closeServer(admin);
+      // Spans still queued get a short chance to leave; a collector that is away cannot hold the stop up.
+      await tracing?.shutdown(cutNow.signal.aborted ? 0 : 2_000);
       stopped();
     })();
     return stopping;
@@ -313,6 +322,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
     },
     closed,
     metrics,
+    tracing,
     get addresses(): ProxyAddresses {
       const listeners: Record<string, AddressInfo> = {};
       for (const l of current?.config.listeners ?? []) {

@@ -2,6 +2,7 @@
 // away. Fire-and-forget: nothing here is awaited by the real request, and every failure is
 // swallowed. Bodies are mirrored when the proxy holds them in memory (see exchange.ts);
 // otherwise the mirror gets the headers with an empty body.
+import type { RequestTrace } from '../tracing.ts';
 import { pickEndpoint } from '../upstream/balancer.ts';
 import type { Forwarder } from '../upstream/forwarder.ts';
 import type { CompiledMirror } from './compiled-filters.ts';
@@ -19,6 +20,7 @@ export function sendMirror(
   path: string,
   headers: HeaderMap,
   body: Buffer | null,
+  trace?: RequestTrace,
 ): void {
   const endpoint = pickEndpoint(mirror.cluster.endpoints, Date.now());
   // A meshed endpoint goes over mTLS like the real request; without a certificate the forwarder refuses it.
@@ -30,17 +32,22 @@ export function sendMirror(
     delete copy['content-length'];
     delete copy['transfer-encoding'];
   }
+  // A sampled request's mirror gets its own client span, and its own traceparent on a copy of the headers.
+  if (trace !== undefined && copy === headers) copy = { ...headers };
+  const span = trace?.attempt(state, method, path, copy, 1, true);
   state.inFlight++;
   forwarder
     .request({ endpoint: state, method, path, headers: copy, body, signal: AbortSignal.timeout(MIRROR_TIMEOUT_MS) })
     .then(
       (res) => {
+        if (span !== undefined) trace!.attemptEnded(span, res.statusCode);
         res.body.once('close', () => state.inFlight--);
         res.body.on('error', ignore);
         res.body.resume();
       },
-      () => {
+      (err: unknown) => {
         state.inFlight--;
+        if (span !== undefined) trace!.attemptEnded(span, 0, (err as { code?: string } | null)?.code ?? 'Error');
       },
     );
 }

@@ -9,6 +9,7 @@ import { addCorsResponseHeaders, type CompiledCors } from '../filters/cors.ts';
 import { applyHeaderModifier, type CompiledHeaderModifier, type HeaderMap } from '../filters/header-modifier.ts';
 import { mirrorChosen, sendMirror } from '../filters/mirror.ts';
 import type { ListenerStats, ProxyMetrics, RequestSeries } from '../metrics.ts';
+import type { RequestTrace, Tracing } from '../tracing.ts';
 import type { CompiledRetry } from '../router/route-table.ts';
 import type { CompiledCluster } from '../upstream/cluster.ts';
 import { AbortReason, dispatch } from '../upstream/dispatch.ts';
@@ -24,6 +25,8 @@ export interface Runtime {
   readonly limits?: { readonly maxBodyBytes: number };
   /** Set when the proxy drains: every response still to be written closes its connection. */
   draining?: boolean;
+  /** Present when tracing is configured. */
+  readonly tracing?: Tracing;
 }
 
 export interface ExchangePlan {
@@ -76,7 +79,8 @@ function tooLarge(rt: Runtime, res: ServerResponse, max: number): void {
 
 /**
  * Forwards one request by `plan`. `series` and `listener` (with `start`, a performance.now()
- * taken when the request arrived) count it in the metrics when the response ends.
+ * taken when the request arrived) count it in the metrics when the response ends. `trace`: the spans of a
+ * sampled request, finished with the response.
  */
 export async function exchange(
   rt: Runtime,
@@ -86,6 +90,7 @@ export async function exchange(
   series?: RequestSeries,
   listener?: ListenerStats,
   start = 0,
+  trace?: RequestTrace,
 ) {
   const abort = new AbortController();
   let streaming: Readable | undefined;
@@ -93,6 +98,7 @@ export async function exchange(
   const onClose = () => {
     if (listener !== undefined) listener.inFlight--;
     series?.record(res.headersSent ? res.statusCode : 0, (performance.now() - start) / 1000);
+    trace?.finish(res.headersSent ? res.statusCode : 0);
     if (res.writableFinished) return;
     // The client left: abort the exchange, or cut the response body already flowing.
     abort.abort(AbortReason.Client);
@@ -146,7 +152,7 @@ export async function exchange(
   for (let i = 0; i < plan.mirrors.length; i++) {
     const m = plan.mirrors[i];
     if (mirrorChosen(m))
-      sendMirror(rt.forwarder, m, method, plan.path, plan.headers, Buffer.isBuffer(body) ? body : null);
+      sendMirror(rt.forwarder, m, method, plan.path, plan.headers, Buffer.isBuffer(body) ? body : null, trace);
   }
 
   const result = await dispatch(rt.forwarder, {
@@ -159,6 +165,7 @@ export async function exchange(
     backendTimeoutMs: plan.backendTimeoutMs,
     signal: abort.signal,
     stats: rt.metrics,
+    trace,
   });
   clearTimeout(requestTimer);
   if (overLimit) {
@@ -172,6 +179,7 @@ export async function exchange(
     // A body the upstream never read would keep the connection busy: drop it with the answer.
     if (body !== null && !Buffer.isBuffer(body) && !req.complete) res.setHeader('connection', 'close');
     rt.metrics?.localReply(result.error.status, result.error.code);
+    trace?.error(result.error.code);
     replyError(res, result.error);
     return;
   }

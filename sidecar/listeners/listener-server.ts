@@ -16,6 +16,8 @@ import { reply, replyError } from '../http/local-reply.ts';
 import { type Decision, type DecisionLabels, decideRouted } from '../http/routed-request.ts';
 import { forwardWebSocket, isWebSocketUpgrade, rawReply, rawReplyError } from '../http/websocket.ts';
 import { type ListenerStats, NONE, type ProxyMetrics } from '../metrics.ts';
+import type { RequestTrace, TraceStart } from '../tracing.ts';
+import { PEER_IDENTITY_HEADER } from '../upstream/mtls.ts';
 import { resolveGateway, sniContext } from './gateway.ts';
 import { resolveInbound } from './inbound.ts';
 import { resolveMesh } from './mesh.ts';
@@ -126,9 +128,18 @@ export function createListenerServer(key: string, tls: boolean, ctx: ListenerCon
   };
   // Reused by every request: deciding is synchronous, so one request's labels never meet another's.
   const out: DecisionLabels = { labels: undefined };
+  // What spans say about this listener; updated with the listener's name on a config swap.
+  const traceStart: TraceStart = { listener: NONE, kind: NONE, scheme: tls ? 'https' : 'http' };
   const handle = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => {
     const start = performance.now();
     const listener = current();
+    const tracing = ctx.runtime.tracing;
+    let trace: RequestTrace | undefined;
+    if (tracing !== undefined) {
+      traceStart.listener = stats.name;
+      traceStart.kind = listener?.kind ?? NONE;
+      trace = tracing.begin(req, traceStart);
+    }
     // Draining: each answer tells the client to go elsewhere for its next request.
     if (ctx.runtime.draining) res.setHeader('connection', 'close');
     try {
@@ -141,13 +152,31 @@ export function createListenerServer(key: string, tls: boolean, ctx: ListenerCon
         const s = decision.status;
         replyError(res, decision, s === 431 || s === 400 || s === 413 ? CLOSE : undefined);
         (out.labels ?? metrics.none).series(stats).record(s, (performance.now() - start) / 1000);
+        if (trace !== undefined) {
+          trace.route(out.labels, req.method!);
+          trace.error(decision.code);
+          trace.finish(s);
+        }
       } else if (decision.kind === 'local') {
         reply(res, decision.status, decision.body, decision.headers);
         (out.labels ?? metrics.none).series(stats).record(decision.status, (performance.now() - start) / 1000);
+        if (trace !== undefined) {
+          trace.route(out.labels, req.method!);
+          trace.finish(decision.status);
+        }
       } else {
         if (expectsContinue) res.writeContinue();
-        const series = (out.labels ?? metrics.clusterLabels(decision.cluster)).series(stats);
-        exchange(ctx.runtime, req, res, decision, series, stats, start).catch((err: unknown) => {
+        const labels = out.labels ?? metrics.clusterLabels(decision.cluster);
+        const series = labels.series(stats);
+        if (tracing !== undefined) {
+          tracing.propagate(decision.headers, trace);
+          if (trace !== undefined) {
+            trace.route(labels, req.method!);
+            const peer = listener?.kind === 'mesh' ? decision.headers[PEER_IDENTITY_HEADER] : undefined;
+            if (typeof peer === 'string') trace.peer(peer);
+          }
+        }
+        exchange(ctx.runtime, req, res, decision, series, stats, start, trace).catch((err: unknown) => {
           ctx.runtime.log.error({ err }, 'exchange failed');
           if (!res.headersSent) replyError(res, new ProxyError(ProxyErrorCode.UpstreamConnect, 502, 'proxy error'));
           else res.destroy();

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ProxyError, ProxyErrorCode } from '../errors.ts';
 import type { HeaderMap } from '../filters/header-modifier.ts';
 import type { CompiledRetry } from '../router/route-table.ts';
+import type { RequestTrace } from '../tracing.ts';
 import { pickEndpoint } from './balancer.ts';
 import type { CompiledCluster, CompiledEndpoint } from './cluster.ts';
 import { drainBody, type Forwarder, isConnectFailure, type UpstreamResponse } from './forwarder.ts';
@@ -30,6 +31,8 @@ export interface DispatchInput {
   signal: AbortSignal;
   /** Told of each attempt that failed without a response (not a timeout or abort): metrics. */
   stats?: { upstreamConnectError(cluster: string): void };
+  /** A sampled request: one client span per attempt, its traceparent written into `headers`. */
+  trace?: RequestTrace;
 }
 
 export type DispatchResult =
@@ -43,6 +46,12 @@ function abortError(reason: unknown): ProxyError | undefined {
   if (reason === AbortReason.Client) return undefined;
   const which = reason === AbortReason.BackendTimeout ? 'backendRequest' : 'request';
   return new ProxyError(ProxyErrorCode.UpstreamTimeout, 504, `${which} timeout expired`);
+}
+
+/** `error.type` of a failed attempt: the error's code (ECONNREFUSED…) or its class. */
+function errorType(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : ((err as Error | null)?.name ?? 'Error');
 }
 
 function endInFlight(endpoint: CompiledEndpoint): void {
@@ -78,6 +87,7 @@ export async function dispatch(forwarder: Forwarder, input: DispatchInput): Prom
         : undefined;
     const state = endpoint.state;
     state.inFlight++;
+    const span = input.trace?.attempt(state, input.method, input.path, input.headers, attempt, false);
     const started = performance.now();
     let response: UpstreamResponse | undefined;
     let error: ProxyError | undefined;
@@ -92,6 +102,7 @@ export async function dispatch(forwarder: Forwarder, input: DispatchInput): Prom
       });
     } catch (err) {
       state.inFlight--;
+      if (span !== undefined) input.trace!.attemptEnded(span, 0, err instanceof ProxyError ? err.code : errorType(err));
       if (signal.aborted) return { ok: false, error: abortError(signal.reason) };
       if (attemptAbort.signal.aborted) error = abortError(attemptAbort.signal.reason);
       else {
@@ -118,10 +129,12 @@ export async function dispatch(forwarder: Forwarder, input: DispatchInput): Prom
       state.recordLatency(performance.now() - started);
       state.recordSuccess();
       if (last || !retry?.codes.has(response.statusCode)) {
+        if (span !== undefined) input.trace!.attemptEnded(span, response.statusCode, undefined, true);
         response.body.once('close', () => endInFlight(endpoint));
         return { ok: true, response, endpoint };
       }
       // A retriable status: drop this answer and try again.
+      if (span !== undefined) input.trace!.attemptEnded(span, response.statusCode);
       drainBody(response.body);
       state.inFlight--;
     } else if (last) return { ok: false, error };
