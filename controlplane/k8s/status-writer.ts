@@ -155,7 +155,7 @@ export class StatusWriter {
         else this.set(u.value);
       }
     });
-    this.#unsubscribe.push(off);
+    // Not undone by close(): the desired state stays current, so a restarted writer has it.
     return off;
   }
 
@@ -201,15 +201,24 @@ export class StatusWriter {
     this.#markAll();
   }
 
-  /** Stops: no write starts after this; writes in flight finish first. */
+  /** Stops: no write starts after this; writes in flight finish first. Can be started again. */
   async close(): Promise<void> {
     this.#running = false;
     clearInterval(this.#resync);
     for (const off of this.#unsubscribe.splice(0)) off();
-    this.#unsubscribeCache?.();
-    this.#unsubscribeCache = undefined;
-    for (const key of [...this.#retries.keys()]) this.#cancelRetry(key);
-    while (this.#inflight.size > 0) await new Promise<void>((resolve) => this.#idleWaiters.add(resolve));
+    // Retries become plain pending keys: reconciled again on the next start.
+    for (const key of [...this.#retries.keys()]) {
+      this.#cancelRetry(key);
+      this.#dirty.add(key);
+    }
+    while (this.#inflight.size > 0)
+      await new Promise<void>((resolve) => {
+        const once = () => {
+          this.#idleWaiters.delete(once);
+          resolve();
+        };
+        this.#idleWaiters.add(once);
+      });
   }
 
   /** Resolves when nothing is waiting, in flight or scheduled for a retry. */

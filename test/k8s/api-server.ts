@@ -68,6 +68,8 @@ export interface RequestRecord {
   userAgent?: string;
   /** HTTP status answered (0 when the connection was dropped). */
   code: number;
+  /** performance.now() when the request arrived. */
+  at: number;
 }
 
 export interface RequestMatch {
@@ -433,6 +435,7 @@ export class TestApiServer extends EventEmitter<{ request: [RequestRecord]; even
       query,
       verb,
       code: 0,
+      at: performance.now(),
     };
     if (parsed.group !== undefined) record.group = parsed.group;
     if (parsed.version !== undefined) record.version = parsed.version;
