@@ -1,7 +1,7 @@
 // Lease-based leader election against the test API server, then two whole control planes sharing one cluster:
 // only the leader writes status, and when it dies the other takes over and writes what is pending.
 import anyTest, { type TestFn } from 'ava';
-import { KubeClient, kubeConfigFor, LEASES } from '../../controlplane/k8s/client.ts';
+import { KubeClient, kubeConfigFor } from '../../controlplane/k8s/client.ts';
 import { type KubernetesControlPlane, kubernetesControlPlane } from '../../controlplane/k8s/control-plane.ts';
 import { KIND_INFO } from '../../controlplane/k8s/kinds.ts';
 import { LeaderElector, type LeaseSpec } from '../../controlplane/k8s/leader.ts';
