@@ -28,7 +28,7 @@ import {
   TRUST_DOMAIN,
 } from './lib/configs.ts';
 import type { ConstantRateOptions, LatencySummary } from './lib/constant-rate.ts';
-import { loadNow, machine, waitForQuiet } from './lib/machine.ts';
+import { machine, otherWork, waitForQuiet } from './lib/machine.ts';
 import { type RunningNginx, startNginx } from './lib/nginx.ts';
 import { summariseProfile } from './lib/profile.ts';
 import { type BenchReport, docSection, type MemoryResult, type TargetResult, terminalReport } from './lib/report.ts';
@@ -172,13 +172,16 @@ async function measure(
   try {
     await probe(port, authority);
     log(`${t.name}: ${D.rate} rps for ${D.warmupS} + ${D.fixedS} s`);
+    const fixedWindow = otherWork();
     result.fixed = await constantRate(pinning, port, authority);
+    result.otherFixed = fixedWindow();
     log(`${t.name}: saturation, ${D.connections} connections, ${D.satWarmupS} + ${D.satS} s`);
     await saturation(tools, pinning, port, authority, D.satWarmupS);
+    const satWindow = otherWork();
     result.saturation = await saturation(tools, pinning, port, authority, D.satS);
-    result.load = loadNow();
+    result.otherSaturation = satWindow();
     log(
-      `${t.name}: p50 ${result.fixed.p50.toFixed(3)} ms, p99 ${result.fixed.p99.toFixed(3)} ms; ${Math.round(result.saturation.rps)} rps at saturation`,
+      `${t.name}: p50 ${result.fixed.p50.toFixed(3)} ms, p99 ${result.fixed.p99.toFixed(3)} ms; ${Math.round(result.saturation.rps)} rps at saturation; other work ${result.otherFixed.toFixed(2)} / ${result.otherSaturation.toFixed(2)} cores`,
     );
   } catch (err) {
     result.error = (err as Error).message.split('\n')[0];
@@ -461,8 +464,11 @@ async function main(): Promise<void> {
       process.stdout.write(`  ${(e.share * 100).toFixed(1).padStart(5)} %  ${e.name}  ${e.where}\n`);
     }
   }
-  if (quick) process.stdout.write('\n--quick: docs/performance.md left as it was\n');
-  else process.stdout.write(`\nwritten to ${writeDoc(docSection(report))}\n`);
+  if (quick) {
+    const preview = join(tmpdir(), 'weft-bench-proxy-section.md');
+    writeFileSync(preview, docSection(report));
+    process.stdout.write(`\n--quick: docs/performance.md left as it was; the section it would get is in ${preview}\n`);
+  } else process.stdout.write(`\nwritten to ${writeDoc(docSection(report))}\n`);
 }
 
 main()

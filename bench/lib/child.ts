@@ -59,6 +59,8 @@ export class NodeChild {
 
   constructor(proc: ChildProcess) {
     this.proc = proc;
+    // A send racing the child's own exit fails with EPIPE: the exit is what counts.
+    proc.on('error', () => {});
     proc.on('message', (m: Message) => {
       const w = this.#waiters.findIndex((x) => x.type === m.type || m.type === 'error');
       if (w >= 0) this.#waiters.splice(w, 1)[0].deliver(m);
@@ -80,7 +82,7 @@ export class NodeChild {
   }
 
   send(m: Message): void {
-    if (this.proc.connected) this.proc.send(m);
+    if (this.proc.connected) this.proc.send(m, undefined, {}, () => {});
   }
 
   /** The next message of this type (an `error` message rejects), within `timeoutMs`. */

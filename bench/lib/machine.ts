@@ -1,5 +1,5 @@
 // What the benchmark ran on, for the figures to be read against.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 
 export interface Machine {
@@ -68,4 +68,66 @@ export async function waitForQuiet(threshold: number, maxMs: number, log: (s: st
     share = await busyShare(2_000);
   }
   return share;
+}
+
+interface ProcStat {
+  ppid: number;
+  /** utime + stime + cutime + cstime, clock ticks: its own CPU and that of children it reaped. */
+  ticks: number;
+}
+
+function procStats(): Map<number, ProcStat> {
+  const out = new Map<number, ProcStat>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const text = readFileSync(`/proc/${name}/stat`, 'utf8');
+      // Fields after the command name, which is in parentheses and may hold spaces.
+      const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(name), {
+        ppid: Number(f[1]),
+        ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]),
+      });
+    } catch {
+      // Gone between the listing and the read.
+    }
+  }
+  return out;
+}
+
+/** CPU ticks of this process and all its descendants (reaped ones included through their parents). */
+function ownTicks(): number {
+  const stats = procStats();
+  const children = new Map<number, number[]>();
+  for (const [pid, s] of stats) {
+    const list = children.get(s.ppid);
+    if (list) list.push(pid);
+    else children.set(s.ppid, [pid]);
+  }
+  let total = 0;
+  const stack = [process.pid];
+  while (stack.length > 0) {
+    const pid = stack.pop()!;
+    total += stats.get(pid)?.ticks ?? 0;
+    stack.push(...(children.get(pid) ?? []));
+  }
+  return total;
+}
+
+/**
+ * Measures how much CPU work outside this benchmark's own processes did over a window: call
+ * it at the start, and the function it returns at the end; the result is in cores (1 = one
+ * core busy with other work for the whole window).
+ */
+export function otherWork(): () => number {
+  const a = cpuTimes();
+  const ownA = ownTicks();
+  return () => {
+    const b = cpuTimes();
+    const ownB = ownTicks();
+    const cores = cpus().length;
+    const totalTicks = (b.total - a.total) / cores;
+    if (totalTicks <= 0) return 0;
+    return Math.max(0, (b.busy - a.busy - (ownB - ownA)) / totalTicks);
+  };
 }

@@ -46,6 +46,14 @@ function group(f: CallFrame, root: string): string {
   if (name === '(garbage collector)') return 'garbage collection';
   if (name === '(program)') return 'V8/native (program)';
   if (name === '(idle)') return 'idle';
+  // libuv/stream_wrap natives: the write syscalls of sockets (headers as a string, bodies as buffers).
+  if (
+    !f.url &&
+    /^(writev|writeLatin1String|writeUtf8String|writeAsciiString|writeBuffer|shutdown|readStart|onStreamRead)$/.test(
+      name,
+    )
+  )
+    return 'socket writes and reads (native, syscalls)';
   const u = f.url.replace(/^file:\/\//, '');
   if (u.includes('node_modules/undici/')) return 'undici';
   if (u.includes('node_modules/http-proxy-3/')) return 'http-proxy-3';
@@ -79,7 +87,8 @@ export function summariseProfile(file: string, root: string, topN = 15): Profile
   for (let i = 0; i < p.samples.length; i++) {
     const n = byId.get(p.samples[i]);
     const us = p.timeDeltas[i] ?? 0;
-    if (!n || n.callFrame.functionName === '(idle)') continue;
+    // Idle time, and the profiler's own inspector session, are not the proxy's work.
+    if (!n || n.callFrame.functionName === '(idle)' || n.callFrame.url === 'node:inspector') continue;
     busy += us;
     const key = `${n.callFrame.functionName}|${n.callFrame.url}|${n.callFrame.lineNumber}`;
     const s = self.get(key) ?? { f: n.callFrame, us: 0 };

@@ -12,8 +12,9 @@ export interface TargetResult {
   engine?: string;
   fixed?: LatencySummary;
   saturation?: SaturationResult;
-  /** 1-minute load average when its measurement ended. */
-  load?: number;
+  /** Cores' worth of CPU used by other work (not this benchmark) during the constant-rate and saturation windows. */
+  otherFixed?: number;
+  otherSaturation?: number;
   error?: string;
 }
 
@@ -169,11 +170,15 @@ function resultRows(r: BenchReport): string[][] {
       String(t.hops),
       t.fixed ? `${ms(t.fixed.p50)} / ${ms(t.fixed.p99)} / ${ms(t.fixed.max, 2)}` : '–',
       a ? `${ms(a.p50)} / ${ms(a.p99)}` : '–',
-      t.fixed ? `${int(t.fixed.achievedRate)} (${t.fixed.errors + t.fixed.non2xx} bad)` : '–',
+      t.fixed
+        ? `${int(t.fixed.achievedRate)}${t.fixed.errors + t.fixed.non2xx > 0 ? ` (${int(t.fixed.errors + t.fixed.non2xx)} failed or unfinished)` : ''}`
+        : '–',
       t.saturation ? int(t.saturation.rps) : '–',
       t.saturation ? `${ms(t.saturation.p50, 2)} / ${ms(t.saturation.p99, 2)}` : '–',
       ratio !== undefined ? `${ratio.toFixed(2)}×` : '–',
-      t.load !== undefined ? t.load.toFixed(2) : '–',
+      t.otherFixed !== undefined && t.otherSaturation !== undefined
+        ? `${t.otherFixed.toFixed(2)} / ${t.otherSaturation.toFixed(2)}`
+        : '–',
     ];
   });
 }
@@ -187,7 +192,7 @@ const RESULT_HEAD = [
   'saturation rps',
   'saturation p50 / p99 (ms)',
   'vs nginx',
-  'load avg',
+  'other work, cores (rate / sat.)',
 ];
 
 export function terminalReport(r: BenchReport): string {
@@ -241,8 +246,10 @@ ${Math.round(r.elapsedS)} s in all.
 - CPU: ${m.cpu}, ${m.cores} cores; memory ${m.memoryGiB} GiB; ${m.kernel}; Node ${m.node}
 - nginx: ${r.nginxVersion ?? 'not available (baseline skipped)'}; load generators: ${r.loadGenerators}
 - pinning: ${r.pinning}
-- load average at start (1 / 5 / 15 min): ${m.load}. The machine is shared with other work; the last
-  column of the results gives the 1-minute load average as each target's measurement ended.
+- load average at start (1 / 5 / 15 min): ${m.load}. The machine is shared with other work: the last
+  column of the results is the CPU that processes outside the benchmark used during each measured window
+  (from /proc: all busy time minus the benchmark's own process tree), in cores of the ${m.cores}. Above
+  about 0.2 the figures of that row are disturbed (slower, longer tails) and should be read as bounds.
 ${r.notes.map((n) => `- ${n}`).join('\n')}
 
 ### Method
