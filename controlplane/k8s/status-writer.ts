@@ -177,6 +177,7 @@ export class StatusWriter {
     } else {
       this.#targets.delete(key);
       this.#dirty.delete(key);
+      this.#written.delete(key);
       this.#cancelRetry(key);
     }
   }
@@ -304,7 +305,10 @@ export class StatusWriter {
           try {
             obj = await this.#client.get<KubeObject>(info, version, t.namespace, t.name);
           } catch (e) {
-            if (isNotFound(e)) return this.#done(key); // gone: nothing to write
+            if (isNotFound(e)) {
+              this.#written.delete(key);
+              return this.#done(key); // gone: nothing to write
+            }
             throw e;
           }
         }

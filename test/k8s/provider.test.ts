@@ -143,6 +143,20 @@ test('a change through the API reaches a new snapshot; status-only changes of Ga
   await eventually(() => !names(p.current, 'HTTPRoute').includes('shop/extra'), 'the deletion in a snapshot');
 });
 
+test('an object the API server accepted but weft cannot read is reported; its last good version stays', async (t) => {
+  const c = await cluster(t);
+  const p = provider(t);
+  await p.start();
+  // The test server checks no CRD schema: a hostname that is not a string gets through, as from a broken webhook.
+  await c.client.patch(ROUTE, 'v1', 'shop', 'web', { spec: { hostnames: [42] } });
+  await eventually(() => (p.current?.errors.length ?? 0) > 0, 'the error reported');
+  t.regex(String(p.current?.errors[0]), /HTTPRoute shop\/web: spec\.hostnames/);
+  t.truthy(p.snapshot.get('HTTPRoute', 'shop/web'));
+  await c.client.patch(ROUTE, 'v1', 'shop', 'web', { spec: { hostnames: ['web.example'] } });
+  await eventually(() => p.current?.errors.length === 0, 'the error cleared');
+  t.deepEqual(p.snapshot.get('HTTPRoute', 'shop/web')?.spec.hostnames, ['web.example']);
+});
+
 test('an informer error (500 on watch, then a dropped connection) is retried with backoff and loses nothing', async (t) => {
   const c = await cluster(t);
   const p = provider(t);
