@@ -1,17 +1,38 @@
-// `weft proxy --mode sidecar|edge --config FILE [--cert FILE --key FILE --roots FILE]`: the entry the `weft`
-// command wires in.
+// `weft proxy --mode sidecar|edge --config FILE [--cert FILE --key FILE --roots FILE]`, or with configs from the
+// control plane: `--push HOST:PORT --proxy-id ID --roots FILE` and either `--ca-url URL --token-file FILE` (the
+// certificate from the mesh CA, rotated) or `--cert/--key`. The entry the `weft` command wires in.
+import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
 import { INIT_IPTABLES, runInitIptablesCli } from './capture/init-iptables-cli.ts';
 import { createOriginalDestinationLookup } from './capture/original-destination.ts';
 import { readConfigFile, watchConfigFile } from './config-file.ts';
+import { PROXY_ID, PUSH_DEFAULT_PORT, PUSH_SERVER_NAME } from './config/push-api.ts';
+import { WorkloadIdentity } from './identity/workload-cert.ts';
 import { type RunningProxy, startProxy } from './proxy.ts';
+import { PushClient } from './push/client.ts';
+import type { IdentitySource } from './upstream/mtls.ts';
 import { FileIdentitySource } from './upstream/mtls-files.ts';
+
+/** Sent in the push hello; `weft proxy-status` shows it. */
+const NODE_VERSION = `weft/0.1.0 node/${process.version}`;
 
 export interface ProxyCliHandle {
   proxy: RunningProxy;
-  /** Stops watching the file and drains the proxy. */
+  /** Present with `--push`. */
+  push?: PushClient;
+  /** Present with `--ca-url`. */
+  workloadIdentity?: WorkloadIdentity;
+  /** Stops watching the file (or the push stream) and drains the proxy. */
   stop(): Promise<void>;
+}
+
+/** `HOST:PORT`, `[V6]:PORT` or `HOST` (port 15010). */
+function hostPort(value: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d+))?$/.exec(value.trim());
+  const p = m?.[3] === undefined ? PUSH_DEFAULT_PORT : Number(m[3]);
+  if (!m || !Number.isInteger(p) || p < 1 || p > 65535) throw new InvalidArgumentError('not HOST:PORT');
+  return { host: m[1] ?? m[2], port: p };
 }
 
 function millis(value: string): number {
@@ -44,13 +65,24 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
       if (v !== 'sidecar' && v !== 'edge') throw new InvalidArgumentError('must be sidecar or edge');
       return v;
     })
-    .requiredOption('--config <file>', 'ProxyConfig as YAML or JSON')
+    .option('--config <file>', 'ProxyConfig as YAML or JSON, reloaded on change (or --push)')
+    .option('--push <host:port>', 'receive configs from the control plane’s config push server (or --config)', hostPort)
+    .option('--push-server-name <name>', `name the push server’s certificate must carry (default ${PUSH_SERVER_NAME})`)
+    .option('--proxy-id <id>', 'with --push: this proxy’s id, sidecar:<ns>/<pod> or edge:<ns>/<gateway>')
+    .option('--ca-url <url>', 'get the workload certificate from the mesh CA at this https URL (rotated)')
+    .option('--ca-server-name <name>', 'name the CA’s certificate must carry (default: the URL’s host)')
+    .option('--token-file <file>', 'with --ca-url: the workload token, read again for every request')
+    .option('--trust-domain <domain>', 'with --ca-url: the mesh trust domain', 'cluster.local')
+    .option(
+      '--service-account <name>',
+      'with --ca-url: the service account the token is for (default: sidecar "default", edge "<gateway>-weft")',
+    )
     .option('--admin-port <port>', 'admin port (default: the config’s admin.port)', port)
     .option('--log-level <level>', 'pino log level', 'info')
     .option('--drain-timeout <ms>', 'how long a drain lets requests in flight finish (default 10000)', millis)
     .option('--cert <file>', 'workload certificate chain (PEM, leaf first) for mTLS; reloaded on change')
     .option('--key <file>', 'private key of --cert (PEM)')
-    .option('--roots <file>', 'trust bundle (PEM) that --cert and the peers chain to')
+    .option('--roots <file>', 'trust bundle (PEM) that --cert (or the CA’s certificates) and the peers chain to')
     .option('--otlp-endpoint <url>', 'export spans over OTLP/HTTP to this collector (e.g. http://jaeger:4318)')
     .option('--trace-sample-ratio <ratio>', 'share of new traces recorded, 0–1 (default 1)', ratio)
     .option('--trace-service-name <name>', 'service.name of the spans (default weft-proxy)')
@@ -59,7 +91,15 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
   program.parse([...argv], { from: 'user' });
   const opts = program.opts<{
     mode: 'sidecar' | 'edge';
-    config: string;
+    config?: string;
+    push?: { host: string; port: number };
+    pushServerName?: string;
+    proxyId?: string;
+    caUrl?: string;
+    caServerName?: string;
+    tokenFile?: string;
+    trustDomain: string;
+    serviceAccount?: string;
     adminPort?: number;
     logLevel: string;
     drainTimeout?: number;
@@ -70,19 +110,70 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
     traceSampleRatio?: number;
     traceServiceName?: string;
   }>();
-  const given = [opts.cert, opts.key, opts.roots].filter((f) => f !== undefined).length;
-  if (given !== 0 && given !== 3) {
-    throw new InvalidArgumentError('--cert, --key and --roots go together');
+  if (opts.config !== undefined && opts.push !== undefined) {
+    throw new InvalidArgumentError(
+      '--config and --push are mutually exclusive: configs come from a file or from the control plane',
+    );
+  }
+  if (opts.config === undefined && opts.push === undefined) {
+    throw new InvalidArgumentError('give --config FILE or --push HOST:PORT');
+  }
+  if (opts.caUrl !== undefined && (opts.cert !== undefined || opts.key !== undefined)) {
+    throw new InvalidArgumentError('--ca-url and --cert/--key are mutually exclusive: the certificate comes from one');
+  }
+  let proxyRef: { namespace: string; name: string } | undefined;
+  if (opts.push !== undefined) {
+    if (opts.proxyId === undefined || !PROXY_ID.test(opts.proxyId)) {
+      throw new InvalidArgumentError('--push needs --proxy-id sidecar:<ns>/<pod> or edge:<ns>/<gateway>');
+    }
+    if (!opts.proxyId.startsWith(`${opts.mode}:`)) {
+      throw new InvalidArgumentError(`--proxy-id ${opts.proxyId} is not a ${opts.mode} proxy`);
+    }
+    if (opts.caUrl === undefined && opts.cert === undefined) {
+      throw new InvalidArgumentError('--push needs a certificate: --ca-url URL --token-file FILE, or --cert/--key');
+    }
+    const [namespace, name] = opts.proxyId.slice(opts.proxyId.indexOf(':') + 1).split('/');
+    proxyRef = { namespace, name };
+  }
+  if (opts.caUrl !== undefined) {
+    if (opts.tokenFile === undefined || opts.roots === undefined || proxyRef === undefined) {
+      throw new InvalidArgumentError('--ca-url goes with --token-file, --roots and --push/--proxy-id');
+    }
+  } else {
+    const given = [opts.cert, opts.key, opts.roots].filter((f) => f !== undefined).length;
+    if (given !== 0 && given !== 3) {
+      throw new InvalidArgumentError('--cert, --key and --roots go together');
+    }
   }
   const log = pino({ name: 'weft-proxy', level: opts.logLevel });
-  const identity =
-    opts.cert !== undefined
-      ? await FileIdentitySource.open({ certFile: opts.cert, keyFile: opts.key!, rootsFile: opts.roots!, log })
-      : undefined;
+  let workloadIdentity: WorkloadIdentity | undefined;
+  let identity: (IdentitySource & { close(): unknown }) | undefined;
+  if (opts.caUrl !== undefined && proxyRef !== undefined) {
+    const tokenFile = opts.tokenFile!;
+    workloadIdentity = new WorkloadIdentity({
+      ca: { url: opts.caUrl, rootsPem: await readFile(opts.roots!, 'utf8'), serverName: opts.caServerName },
+      trustDomain: opts.trustDomain,
+      namespace: proxyRef.namespace,
+      serviceAccount: opts.serviceAccount ?? (opts.mode === 'edge' ? `${proxyRef.name}-weft` : 'default'),
+      // Read on every request: a rotated token file is picked up without a restart.
+      token: async () => (await readFile(tokenFile, 'utf8')).trim(),
+    });
+    workloadIdentity.on('change', (c) =>
+      log.info({ event: 'identity.issued', spiffeId: c.spiffeId, notAfter: c.notAfter }, 'workload certificate issued'),
+    );
+    workloadIdentity.on('renewalFailed', (err, f) =>
+      log.warn({ event: 'identity.renewal-failed', err, attempt: f.attempt, retryInMs: f.retryInMs }, err.message),
+    );
+    workloadIdentity.on('expired', (err) => log.error({ event: 'identity.expired', err }, err.message));
+    identity = workloadIdentity;
+  } else if (opts.cert !== undefined) {
+    identity = await FileIdentitySource.open({ certFile: opts.cert, keyFile: opts.key!, rootsFile: opts.roots!, log });
+  }
   let proxy: RunningProxy;
   try {
     proxy = await startProxy({
-      config: await readConfigFile(opts.config),
+      // Without a file the proxy starts with no listeners and is not ready until the first pushed config.
+      config: opts.config === undefined ? undefined : await readConfigFile(opts.config),
       mode: opts.mode,
       adminPort: opts.adminPort,
       logger: log,
@@ -99,12 +190,42 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
     await identity?.close();
     throw err;
   }
-  const watcher = watchConfigFile(opts.config, proxy, log);
-  log.info({ mode: opts.mode, addresses: proxy.addresses }, 'weft proxy serving');
+  const watcher = opts.config === undefined ? undefined : watchConfigFile(opts.config, proxy, log);
+  let push: PushClient | undefined;
+  if (opts.push !== undefined) {
+    const source = identity!;
+    push = new PushClient({
+      host: opts.push.host,
+      port: opts.push.port,
+      serverName: opts.pushServerName,
+      proxyId: opts.proxyId!,
+      nodeVersion: NODE_VERSION,
+      credentials: () => source.current(),
+      // A config the proxy refuses (validation, compilation, binding) is nacked; the last good one keeps serving.
+      apply: (config, version) => proxy.update(config, version),
+      logger: log,
+    });
+    push.on('rejected', (version, issues) =>
+      log.error(
+        { event: 'config.refused', version, issues: issues.slice(0, 5) },
+        `config refused: ${issues[0]?.path}: ${issues[0]?.reason}`,
+      ),
+    );
+    const client = push;
+    if (workloadIdentity) {
+      // Connect once there is a certificate to connect with (the first attempt would only fail and back off).
+      workloadIdentity.start().then(
+        () => client.start(),
+        () => {},
+      );
+    } else client.start();
+  }
+  log.info({ mode: opts.mode, addresses: proxy.addresses, push: opts.push }, 'weft proxy serving');
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
-      await watcher.close();
+      await watcher?.close();
+      await push?.close();
       await proxy.drain();
       await identity?.close();
       // Only now: a signal during the drain cuts it short instead of killing the process.
@@ -130,7 +251,7 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
   proxy.closed.then(() => {
     if (stopping === undefined) onSignal();
   });
-  return { proxy, stop };
+  return { proxy, push, workloadIdentity, stop };
 }
 
 /**
