@@ -1,5 +1,5 @@
 // Backend and endpoint choice: weighted random over a rule's backends, then power of two
-// choices over the cluster's endpoints by in-flight count × EWMA latency.
+// choices over the cluster's endpoints by (in-flight + 1) × EWMA latency, decayed with idle time.
 import type { CompiledEndpoint } from './cluster.ts';
 
 export interface Weighted {
@@ -26,12 +26,42 @@ export function pickWeighted(cumulative: readonly number[], random: number): num
   return cumulative.length - 1;
 }
 
+/**
+ * Share of choices the costlier of two candidates still gets, however much costlier. With two
+ * endpoints P2C compares the same pair every time; a strict "cheaper wins" then never measures
+ * the loser again, and one slow first answer (a cold connection) starves it for good.
+ */
+const PROBE_SHARE = 0.03;
+
+/** Added to every latency: differences far below a millisecond are jitter, and must not skew the split. */
+const LATENCY_FLOOR_MS = 1;
+
+/**
+ * One of two candidates, at random in inverse proportion to their costs (equal costs: a coin toss;
+ * a costlier one still gets `PROBE_SHARE`). An endpoint never sampled is priced like the other
+ * (neutral); two never sampled compare by in-flight count alone.
+ */
+function cheaper(a: CompiledEndpoint, b: CompiledEndpoint, now: number): CompiledEndpoint {
+  const sa = a.state;
+  const sb = b.state;
+  let la = sa.latencyMs(now);
+  let lb = sb.latencyMs(now);
+  if (la === 0) la = lb === 0 ? 1 : lb;
+  if (lb === 0) lb = la;
+  const costA = (sa.inFlight + 1) * (la + LATENCY_FLOOR_MS);
+  const costB = (sb.inFlight + 1) * (lb + LATENCY_FLOOR_MS);
+  let chanceA = costB / (costA + costB);
+  if (chanceA < PROBE_SHARE) chanceA = PROBE_SHARE;
+  else if (chanceA > 1 - PROBE_SHARE) chanceA = 1 - PROBE_SHARE;
+  return Math.random() < chanceA ? a : b;
+}
+
 function usable(e: CompiledEndpoint, now: number, exclude: CompiledEndpoint | undefined): boolean {
   return e !== exclude && e.state.ejectedUntil <= now;
 }
 
 /**
- * Two random endpoints, the cheaper wins; ejected endpoints (and `exclude`, the one a retry
+ * Two random endpoints, the cheaper likelier (see `cheaper`); ejected endpoints (and `exclude`, the one a retry
  * just failed on) are passed over while another is usable. When none is, the cheaper of the
  * two is used anyway: trying a possibly recovered endpoint beats failing without trying.
  */
@@ -50,9 +80,9 @@ export function pickEndpoint(
   const b = endpoints[j];
   const okA = usable(a, now, exclude);
   const okB = usable(b, now, exclude);
-  if (okA && okB) return a.state.cost() <= b.state.cost() ? a : b;
+  if (okA && okB) return cheaper(a, b, now);
   if (okA) return a;
   if (okB) return b;
   for (let k = 0; k < n; k++) if (usable(endpoints[k], now, exclude)) return endpoints[k];
-  return a.state.cost() <= b.state.cost() ? a : b;
+  return cheaper(a, b, now);
 }

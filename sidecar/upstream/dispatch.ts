@@ -126,7 +126,7 @@ export async function dispatch(forwarder: Forwarder, input: DispatchInput): Prom
       signal.removeEventListener('abort', onAbort);
     }
     if (response !== undefined) {
-      state.recordLatency(performance.now() - started);
+      state.recordLatency(performance.now() - started, Date.now());
       state.recordSuccess();
       if (last || !retry?.codes.has(response.statusCode)) {
         if (span !== undefined) input.trace!.attemptEnded(span, response.statusCode, undefined, true);

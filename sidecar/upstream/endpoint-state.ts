@@ -16,8 +16,14 @@ export interface MeshTarget {
 /** How long an endpoint that refused a connection is skipped: doubling from the base, capped. */
 const EJECT_BASE_MS = 1_000;
 const EJECT_MAX_MS = 30_000;
-/** Weight of the newest latency sample in the moving average. */
+/** Weight of the newest latency sample in the moving average while samples come often. */
 const EWMA_ALPHA = 0.3;
+/**
+ * Decay time of the latency average (Finagle's and Linkerd's default). An endpoint that gets no
+ * samples looks cheaper and cheaper, so a briefly slow one is tried again; after a long silence
+ * a new sample outweighs the stale average.
+ */
+const EWMA_DECAY_MS = 10_000;
 
 export class EndpointState {
   /** `protocol|address|port` (meshed: `mtls|address|meshPort|targetPort|identity`): one pool per key. */
@@ -31,8 +37,10 @@ export class EndpointState {
   /** Present for a meshed endpoint: then only mTLS to `port` is allowed. */
   readonly mesh: MeshTarget | undefined;
   inFlight = 0;
-  /** Moving average of time to response headers, ms; 0 until the first response. */
+  /** Moving average of time to response headers, ms, as of `ewmaAt`; 0 until the first response. */
   ewmaMs = 0;
+  /** When (ms since epoch) `ewmaMs` was last updated. */
+  ewmaAt = 0;
   /** Until this time (ms since epoch) the endpoint is skipped when another is available. */
   ejectedUntil = 0;
   consecutiveFailures = 0;
@@ -46,13 +54,22 @@ export class EndpointState {
     this.origin = `${mesh ? 'https' : 'http'}://${address.includes(':') ? `[${address}]` : address}:${port}`;
   }
 
-  /** P2C cost: pending work weighted by how slow the endpoint has been. */
-  cost(): number {
-    return (this.inFlight + 1) * (this.ewmaMs + 1);
+  /** The latency average at `now`, decayed toward 0 with the time since its last sample; 0 = never sampled. */
+  latencyMs(now: number): number {
+    const idle = now - this.ewmaAt;
+    return idle <= 0 ? this.ewmaMs : this.ewmaMs * Math.exp(-idle / EWMA_DECAY_MS);
   }
 
-  recordLatency(ms: number): void {
-    this.ewmaMs = this.ewmaMs === 0 ? ms : this.ewmaMs + EWMA_ALPHA * (ms - this.ewmaMs);
+  /** Folds in one time to response headers; the longer since the last sample, the more it counts. */
+  recordLatency(ms: number, now: number): void {
+    // Never 0 once sampled: 0 means "no sample yet" to the balancer.
+    const sample = ms > 0.001 ? ms : 0.001;
+    if (this.ewmaMs === 0) this.ewmaMs = sample;
+    else {
+      const stale = 1 - Math.exp(-(now - this.ewmaAt) / EWMA_DECAY_MS);
+      this.ewmaMs += (stale > EWMA_ALPHA ? stale : EWMA_ALPHA) * (sample - this.ewmaMs);
+    }
+    this.ewmaAt = now;
   }
 
   /** A connection could not be established: skip this endpoint for a growing while. */
