@@ -248,8 +248,10 @@ ${Math.round(r.elapsedS)} s in all.
 - pinning: ${r.pinning}
 - load average at start (1 / 5 / 15 min): ${m.load}. The machine is shared with other work: the last
   column of the results is the CPU that processes outside the benchmark used during each measured window
-  (from /proc: all busy time minus the benchmark's own process tree), in cores of the ${m.cores}. Above
-  about 0.2 the figures of that row are disturbed (slower, longer tails) and should be read as bounds.
+  (from /proc: all process CPU time minus the benchmark's own process tree), in cores of the ${m.cores}. A
+  window with more than 0.25 cores of other work is measured again while a retry budget of 150 s lasts,
+  and the less disturbed measurement is kept; a row still above that is disturbed (slower, longer
+  tails) and its figures are upper bounds on latency and lower bounds on throughput.
 ${r.notes.map((n) => `- ${n}`).join('\n')}
 
 ### Method
