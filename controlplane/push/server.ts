@@ -467,7 +467,10 @@ export class PushServer extends EventEmitter<Events> {
   /** Sends `vc` unless this proxy already has it or was already sent it; waits for drain when backed up. */
   #offer(conn: Conn, vc: VersionedConfig): void {
     if (conn.closing || conn.record === undefined) return;
-    if (vc.version === conn.lastSent || vc.version === conn.record.lastAckedVersion) {
+    // What the proxy runs once it has handled every frame: the last config sent on this connection, else the version
+    // it said hello with. Not the last ack: with a newer config still in flight, that ack is stale (A acked, B sent,
+    // then A again must be sent).
+    if (vc.version === (conn.lastSent ?? conn.record.lastAckedVersion)) {
       conn.pending = undefined;
       return;
     }
