@@ -3,8 +3,10 @@
 // admin endpoint. As child processes, each in its own process group: for every Pod of the snapshot its containers
 // (the echo server stands in for every image) bound to the pod's loopback IP with POD_NAME/NAMESPACE, a sidecar
 // proxy beside it when the translator gave the pod a config, and an edge proxy per Gateway of weft's class bound to
-// the Gateway's address. Configs are localized (localize.ts) and reach the proxies as files rewritten on change
-// (feed 'file') or through the push server (feed 'push', once `weft proxy` can be pointed at it).
+// the Gateway's address. Configs are localized (localize.ts) inside the pipeline, as a transform of the
+// translator's output before versioning, and reach the proxies through the push server (feed 'push', the default:
+// `weft proxy --push` with a bootstrap token file per pod, its certificate from the mesh CA) or as files rewritten
+// on change with certificates from identity-agent.ts (feed 'file').
 //
 // The plan (plan.ts) is recomputed whenever the snapshot or a config changes and diffed against what runs: new pods
 // start, gone pods stop, changed pods restart. A child that dies is logged and restarted with backoff. `close()`
@@ -17,13 +19,14 @@ import type { ProxyConfig } from '../../sidecar/config/proxy-config.ts';
 import { type AdminServer, startAdminServer } from '../admin/server.ts';
 import { BootstrapTokens, type CAServer, MeshCA, startCAServer } from '../certs/index.ts';
 import { snapshotAuthorizer } from '../push/identity.ts';
-import { type PushServer, startPushServer } from '../push/server.ts';
+import { type ProxyRecord, type PushServer, startPushServer } from '../push/server.ts';
 import { FileProvider, type FileProviderUpdate } from '../resources/files.ts';
 import type { ResourceSnapshot } from '../resources/snapshot.ts';
 import { Pipeline, type VersionedConfig } from '../runtime/pipeline.ts';
 import { Supervisor } from '../runtime/runner.ts';
 import { WatchableMap } from '../runtime/watchable.ts';
-import { contentHash } from '../runtime/canonical.ts';
+import { translate } from '../translate/translate.ts';
+import type { TranslateOptions, TranslateResult } from '../translate/types.ts';
 import { LocalError } from './errors.ts';
 import { localizeConfig, localPort } from './localize.ts';
 import { type LocalPlan, type PlannedGateway, type PlannedPod, type PlannedWorkload, planLocalMesh } from './plan.ts';
@@ -48,8 +51,15 @@ export interface LocalMeshOptions {
   caPort?: number;
   adminPort?: number;
   trustDomain?: string;
-  /** How proxies get their configs. Default 'file' (see the header comment). */
+  /** How proxies get their configs. Default 'push' (see the header comment). */
   feed?: 'file' | 'push';
+  /** Lifetime of the workload certificates the CA issues. Default 24 h (tests: seconds, to see rotations). */
+  leafLifetimeMs?: number;
+  /**
+   * Applied to every localized config before it is versioned and served (tests: a config a proxy refuses).
+   * Runs in each translation; returning undefined withholds the config.
+   */
+  configTransform?: (config: ProxyConfig) => ProxyConfig | undefined;
   /** Human-readable progress lines (stdout in `weft local up`). */
   out?: (line: string) => void;
   /** Also write the control plane's JSON log to stderr. */
@@ -90,6 +100,8 @@ interface GatewayProc {
 }
 
 const fileSafe = (id: string) => id.replace(/[:/]/g, '_');
+/** Bootstrap tokens live 24 h; the files are rewritten well before. */
+const TOKEN_REFRESH_MS = 60 * 60 * 1000;
 
 async function writeAtomic(file: string, text: string, mode = 0o644): Promise<void> {
   const tmp = `${file}.${process.pid}.tmp`;
@@ -98,7 +110,8 @@ async function writeAtomic(file: string, text: string, mode = 0o644): Promise<vo
 }
 
 export class LocalMesh {
-  readonly o: Required<Omit<LocalMeshOptions, 'out' | 'verbose'>> & Pick<LocalMeshOptions, 'out' | 'verbose'>;
+  readonly o: Required<Omit<LocalMeshOptions, 'out' | 'verbose' | 'leafLifetimeMs' | 'configTransform'>> &
+    Pick<LocalMeshOptions, 'out' | 'verbose' | 'leafLifetimeMs' | 'configTransform'>;
   readonly log: Logger;
   readonly #out: (line: string) => void;
   #ca!: MeshCA;
@@ -109,6 +122,11 @@ export class LocalMesh {
   #supervisor: Supervisor | undefined;
   #push: PushServer | undefined;
   #admin: AdminServer | undefined;
+  /** The trust bundle file every proxy gets with `--roots`. */
+  #rootsFile = '';
+  /** Bootstrap token files of the running proxies, re-minted before they expire. */
+  readonly #tokenFiles = new Map<string, { file: string; mint: () => string }>();
+  #tokenTimer: NodeJS.Timeout | undefined;
   /** Configs as this machine runs them (localized), what files and the push server serve. */
   readonly configs = new WatchableMap<string, VersionedConfig>({ equals: (a, b) => a.version === b.version });
   readonly #pods = new Map<string, PodProc>();
@@ -139,7 +157,7 @@ export class LocalMesh {
       caPort: 15012,
       adminPort: 15014,
       trustDomain: 'cluster.local',
-      feed: 'file',
+      feed: 'push',
       stopGraceMs: 5000,
       ...options,
     };
@@ -185,20 +203,12 @@ export class LocalMesh {
     this.#ca = await MeshCA.loadOrCreate(caDir, { trustDomain: this.o.trustDomain });
     this.#tokens = await BootstrapTokens.loadOrCreate(caDir);
     const host = this.o.controlPlaneHost;
-    const names = { ips: [host] };
-    this.#caServer = await this.#bind('CA', () =>
-      startCAServer({
-        ca: this.#ca,
-        verifier: this.#tokens,
-        port: this.o.caPort,
-        host,
-        serverNames: names,
-        logger: this.log,
-      }),
-    );
+    this.#rootsFile = path.join(this.o.stateDir, 'roots.pem');
+    await writeAtomic(this.#rootsFile, this.#ca.rootCAsPem);
+    await this.#startCA();
 
     this.#agent = new IdentityAgent({
-      caUrl: this.#caServer.url,
+      caUrl: this.#caServer!.url,
       caRootsPem: this.#ca.rootCAsPem,
       trustDomain: this.o.trustDomain,
       dir: path.join(this.o.stateDir, 'identity'),
@@ -212,6 +222,8 @@ export class LocalMesh {
         return p;
       },
       translateOptions: { trustDomain: this.o.trustDomain, rootCAs: this.#ca.rootCAsPem, inboundAppAddress: 'podIP' },
+      // Localized before versioning: the version a proxy acks is that of the config it runs.
+      translate: (snapshot, options) => this.#translateLocal(snapshot, options),
       logger: this.log,
     });
     this.#supervisor = new Supervisor({ logger: this.log });
@@ -242,13 +254,11 @@ export class LocalMesh {
     await this.#supervisor.start();
     await firstTranslation;
 
-    // Localize every config the pipeline makes; write it out for the file feed; then reconcile processes.
+    // The pipeline's configs are already localized; write them out for the file feed; then reconcile processes.
     this.#unsubscribes.push(
       this.#pipeline.proxies.subscribe((batch) => {
-        const snapshot = this.#pipeline.snapshot;
         for (const u of batch.updates) {
-          const local = u.value && snapshot ? this.#localize(u.value.config, snapshot) : undefined;
-          if (local) this.configs.store(u.key, { version: contentHash(local), config: local });
+          if (u.value) this.configs.store(u.key, u.value);
           else this.configs.delete(u.key);
         }
       }),
@@ -265,18 +275,9 @@ export class LocalMesh {
       this.#pipeline.snapshots.subscribe(() => this.#scheduleReconcile()),
     );
 
-    this.#push = await this.#bind('config push', () =>
-      startPushServer({
-        configs: this.configs,
-        authorize: snapshotAuthorizer({ snapshot: () => this.#pipeline.snapshot, trustDomain: this.o.trustDomain }),
-        ca: this.#ca,
-        port: this.o.pushPort,
-        host,
-        serverNames: names,
-        logger: this.log,
-      }),
-    );
-    this.#push.on('ack', (id) => this.#proxyConfigured(id, 'push'));
+    await this.#startPush();
+    this.#tokenTimer = setInterval(() => void this.#refreshTokens(), TOKEN_REFRESH_MS);
+    this.#tokenTimer.unref();
     this.#admin = await this.#bind('admin', () =>
       startAdminServer({
         port: this.o.adminPort,
@@ -292,16 +293,75 @@ export class LocalMesh {
       }),
     );
     this.#out(
-      `weft local: control plane up: config push ${host}:${this.#push.port}, CA ${this.#caServer.url}, admin ${this.#admin.url}`,
+      `weft local: control plane up: config push ${host}:${this.#push!.port}, CA ${this.#caServer!.url}, admin ${this.#admin.url}`,
     );
     this.#scheduleReconcile();
     await this.#reconciling;
   }
 
+  async #startCA(): Promise<void> {
+    const host = this.o.controlPlaneHost;
+    this.#caServer = await this.#bind('CA', () =>
+      startCAServer({
+        ca: this.#ca,
+        verifier: this.#tokens,
+        port: this.o.caPort,
+        host,
+        serverNames: { ips: [host] },
+        leafLifetimeMs: this.o.leafLifetimeMs,
+        logger: this.log,
+      }),
+    );
+    // A restart binds the same port: the proxies were told this URL.
+    this.o.caPort = Number(new URL(this.#caServer.url).port);
+  }
+
+  async #startPush(): Promise<void> {
+    const host = this.o.controlPlaneHost;
+    this.#push = await this.#bind('config push', () =>
+      startPushServer({
+        configs: this.configs,
+        authorize: snapshotAuthorizer({ snapshot: () => this.#pipeline.snapshot, trustDomain: this.o.trustDomain }),
+        ca: this.#ca,
+        port: this.o.pushPort,
+        host,
+        serverNames: { ips: [host] },
+        logger: this.log,
+      }),
+    );
+    this.o.pushPort = this.#push.port;
+    this.#push.on('ack', (id) => this.#proxyConfigured(id, 'push'));
+  }
+
+  /**
+   * Stops the push and CA servers (an outage of the control plane as proxies see it: the pipeline and the admin
+   * endpoint keep running). Proxies keep serving their last config and certificate, and reconnect once
+   * `startControlPlaneServers` binds the same ports again.
+   */
+  async stopControlPlaneServers(): Promise<void> {
+    const push = this.#push;
+    const caServer = this.#caServer;
+    this.#push = undefined;
+    this.#caServer = undefined;
+    await push?.close();
+    await caServer?.close();
+  }
+
+  async startControlPlaneServers(): Promise<void> {
+    if (this.#closed) return;
+    if (!this.#caServer) await this.#startCA();
+    if (!this.#push) await this.#startPush();
+  }
+
+  /** The push server's records (what `/proxies` serves), empty while it is stopped. */
+  proxyRecords(): ProxyRecord[] {
+    return this.#push?.records() ?? [];
+  }
+
   /** Addresses of the control plane's servers (after start). */
   get controlPlane(): { push: string; ca: string; admin: string } {
     return {
-      push: `${this.o.controlPlaneHost}:${this.#push?.port ?? 0}`,
+      push: `${this.o.controlPlaneHost}:${this.#push?.port ?? this.o.pushPort}`,
       ca: this.#caServer?.url ?? '',
       admin: this.#admin?.url ?? '',
     };
@@ -340,6 +400,26 @@ export class LocalMesh {
 
   #configFile(id: string): string {
     return path.join(this.o.stateDir, 'proxies', `${fileSafe(id)}.json`);
+  }
+
+  /** The translator's output with every config localized (and transformed); configs with no address are held back. */
+  #translateLocal(snapshot: ResourceSnapshot, options: TranslateOptions): TranslateResult {
+    const result = translate(snapshot, options);
+    const proxies = new Map<string, ProxyConfig>();
+    for (const [id, config] of result.proxies) {
+      let local = this.#localize(config, snapshot);
+      if (local && this.o.configTransform) local = this.o.configTransform(local);
+      if (local) proxies.set(id, local);
+    }
+    return { ...result, proxies };
+  }
+
+  async #refreshTokens(): Promise<void> {
+    for (const [id, t] of this.#tokenFiles) {
+      await writeAtomic(t.file, `${t.mint()}\n`, 0o600).catch((err) =>
+        this.log.warn({ event: 'local.token-write-failed', proxyId: id, err }, 'could not renew a bootstrap token'),
+      );
+    }
   }
 
   /** The config as this machine runs it, or undefined when its pod or Gateway has no usable address yet. */
@@ -481,9 +561,17 @@ export class LocalMesh {
     const mint = () =>
       this.#tokens.mint(mode === 'sidecar' ? { namespace, serviceAccount, pod: name } : { namespace, serviceAccount });
     await writeAtomic(tokenFile, `${mint()}\n`, 0o600);
-    const identity = await this.#agent!.ensure(id, { namespace, serviceAccount }, mint);
-    const args = [this.o.weftBin, 'proxy', '--mode', mode, '--config', configFile, '--admin-port', '0'];
-    args.push('--cert', identity.cert, '--key', identity.key, '--roots', identity.roots);
+    this.#tokenFiles.set(id, { file: tokenFile, mint });
+    const args = [this.o.weftBin, 'proxy', '--mode', mode, '--admin-port', '0'];
+    if (this.o.feed === 'push') {
+      // The proxy asks the CA itself (with the token file) and receives its configs over the push stream.
+      args.push('--push', `${this.o.controlPlaneHost}:${this.o.pushPort}`, '--proxy-id', id);
+      args.push('--ca-url', this.#caServer!.url, '--token-file', tokenFile, '--roots', this.#rootsFile);
+      args.push('--trust-domain', this.o.trustDomain, '--service-account', serviceAccount);
+    } else {
+      const identity = await this.#agent!.ensure(id, { namespace, serviceAccount }, mint);
+      args.push('--config', configFile, '--cert', identity.cert, '--key', identity.key, '--roots', identity.roots);
+    }
     const proxy: ProxyProc = { id, mode, configFile, configured: false, child: undefined as unknown as ManagedChild };
     proxy.child = new ManagedChild(
       {
@@ -511,6 +599,7 @@ export class LocalMesh {
 
   async #stopProxy(p: ProxyProc): Promise<void> {
     this.#agent?.release(p.id);
+    this.#tokenFiles.delete(p.id);
     await p.child.stop(this.o.stopGraceMs);
   }
 
@@ -565,9 +654,10 @@ export class LocalMesh {
     }
   }
 
-  #proxyConfigured(id: string, _via: 'file' | 'push'): void {
+  #proxyConfigured(id: string, via: 'file' | 'push'): void {
     const proxy = this.#findProxy(id);
     if (!proxy) return;
+    if (via === 'push') this.#emit({ type: 'applied', at: Date.now(), proxyId: id });
     proxy.configured = true;
     this.#checkReady();
     void this.#saveState();
@@ -818,6 +908,7 @@ export class LocalMesh {
     this.#pods.clear();
     this.#gateways.clear();
     this.#agent?.close();
+    clearInterval(this.#tokenTimer);
     await this.#push?.close();
     await this.#admin?.close();
     await this.#caServer?.close();
