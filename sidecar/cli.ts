@@ -111,38 +111,38 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
     traceServiceName?: string;
   }>();
   if (opts.config !== undefined && opts.push !== undefined) {
-    throw new InvalidArgumentError(
+    usageError(
       '--config and --push are mutually exclusive: configs come from a file or from the control plane',
     );
   }
   if (opts.config === undefined && opts.push === undefined) {
-    throw new InvalidArgumentError('give --config FILE or --push HOST:PORT');
+    usageError('give --config FILE or --push HOST:PORT');
   }
   if (opts.caUrl !== undefined && (opts.cert !== undefined || opts.key !== undefined)) {
-    throw new InvalidArgumentError('--ca-url and --cert/--key are mutually exclusive: the certificate comes from one');
+    usageError('--ca-url and --cert/--key are mutually exclusive: the certificate comes from one');
   }
   let proxyRef: { namespace: string; name: string } | undefined;
   if (opts.push !== undefined) {
     if (opts.proxyId === undefined || !PROXY_ID.test(opts.proxyId)) {
-      throw new InvalidArgumentError('--push needs --proxy-id sidecar:<ns>/<pod> or edge:<ns>/<gateway>');
+      usageError('--push needs --proxy-id sidecar:<ns>/<pod> or edge:<ns>/<gateway>');
     }
     if (!opts.proxyId.startsWith(`${opts.mode}:`)) {
-      throw new InvalidArgumentError(`--proxy-id ${opts.proxyId} is not a ${opts.mode} proxy`);
+      usageError(`--proxy-id ${opts.proxyId} is not a ${opts.mode} proxy`);
     }
     if (opts.caUrl === undefined && opts.cert === undefined) {
-      throw new InvalidArgumentError('--push needs a certificate: --ca-url URL --token-file FILE, or --cert/--key');
+      usageError('--push needs a certificate: --ca-url URL --token-file FILE, or --cert/--key');
     }
     const [namespace, name] = opts.proxyId.slice(opts.proxyId.indexOf(':') + 1).split('/');
     proxyRef = { namespace, name };
   }
   if (opts.caUrl !== undefined) {
     if (opts.tokenFile === undefined || opts.roots === undefined || proxyRef === undefined) {
-      throw new InvalidArgumentError('--ca-url goes with --token-file, --roots and --push/--proxy-id');
+      usageError('--ca-url goes with --token-file, --roots and --push/--proxy-id');
     }
   } else {
     const given = [opts.cert, opts.key, opts.roots].filter((f) => f !== undefined).length;
     if (given !== 0 && given !== 3) {
-      throw new InvalidArgumentError('--cert, --key and --roots go together');
+      usageError('--cert, --key and --roots go together');
     }
   }
   const log = pino({ name: 'weft-proxy', level: opts.logLevel });
@@ -264,4 +264,13 @@ export async function runProxyCommand(argv: readonly string[]): Promise<ProxyCli
     return undefined;
   }
   return runProxyCli(argv);
+}
+
+/**
+ * A usage error found after parsing (a combination of options): commander prints only the errors it
+ * raises itself, so say it here before throwing, or the command would exit 2 in silence.
+ */
+function usageError(message: string): never {
+  process.stderr.write(`error: ${message}\n`);
+  throw new InvalidArgumentError(message);
 }
