@@ -163,8 +163,8 @@ function commonChecks(t: import('ava').ExecutionContext, out: Pod, proxy: Contai
   t.deepEqual(proxy.args?.slice(0, 3), ['proxy', '--mode', 'sidecar']);
   t.is(flagValue(proxy.args, '--admin-port'), '15020');
   t.is(flagValue(proxy.args, '--trust-domain'), 'cluster.local');
-  t.is(flagValue(proxy.args, '--ca-address'), 'weft-controlplane.weft-system.svc:15012');
-  t.is(flagValue(proxy.args, '--control-plane-address'), 'weft-controlplane.weft-system.svc:15010');
+  t.is(flagValue(proxy.args, '--ca-url'), 'https://weft-controlplane.weft-system.svc:15012');
+  t.is(flagValue(proxy.args, '--push'), 'weft-controlplane.weft-system.svc:15010');
   t.is(flagValue(proxy.args, '--token-file'), '/var/run/secrets/weft/tokens/token');
   t.is(flagValue(proxy.args, '--roots'), '/var/run/weft/root-ca/ca.crt');
   const env = Object.fromEntries((proxy.env ?? []).map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath]));
@@ -309,8 +309,8 @@ test('settings flow into the pod: ports, uid, addresses, trust domain, audience,
   const init = byName(out.spec.initContainers, INIT_CONTAINER);
   t.is(flagValue(proxy.args, '--admin-port'), '16020');
   t.is(flagValue(proxy.args, '--trust-domain'), 'prod.example');
-  t.is(flagValue(proxy.args, '--ca-address'), 'ca.mesh.svc:443');
-  t.is(flagValue(proxy.args, '--control-plane-address'), '[fd00::1]:15010');
+  t.is(flagValue(proxy.args, '--ca-url'), 'https://ca.mesh.svc:443');
+  t.is(flagValue(proxy.args, '--push'), '[fd00::1]:15010');
   t.like(proxy.securityContext, { runAsUser: 2000, runAsGroup: 2001 });
   t.deepEqual(proxy.resources, { requests: { cpu: '1' } });
   t.is(proxy.startupProbe?.httpGet?.port, 16020);
