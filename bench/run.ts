@@ -246,8 +246,11 @@ async function idleMemory(pinning: Pinning, dir: string, label: string, config: 
     // Idle: let startup work (JIT, config compile garbage, timers) settle before measuring.
     await new Promise((r) => setTimeout(r, quick ? 500 : 2_000));
     weft.child.send({ type: 'memory' });
-    const m = await weft.child.next<Message & { rss: number; heapUsed: number; gc: boolean }>('memory', 30_000);
-    return { label, routes, rss: m.rss, heapUsed: m.heapUsed, gc: m.gc } satisfies MemoryResult;
+    const m = await weft.child.next<Message & { rss: number; heapUsed: number; heapTotal: number; gc: boolean }>(
+      'memory',
+      30_000,
+    );
+    return { label, routes, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, gc: m.gc } satisfies MemoryResult;
   } finally {
     await untrackAndStop(weft.stop);
   }
