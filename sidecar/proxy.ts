@@ -27,7 +27,7 @@ import { Tracing, type TracingOptions } from './tracing.ts';
 import { EndpointRegistry } from './upstream/endpoint-state.ts';
 import type { Forwarder } from './upstream/forwarder.ts';
 import { type IdentitySource, MESH_SERVER_OPTIONS, MeshTls } from './upstream/mtls.ts';
-import { UndiciForwarder } from './upstream/undici-forwarder.ts';
+import { NodeHttpForwarder } from './upstream/node-http-forwarder.ts';
 
 export interface StartProxyOptions {
   /** The first config; absent: the proxy starts unready and serves once `update` gives it one. */
@@ -141,7 +141,8 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
   const mesh = new MeshTls({ source: options.identity });
   mesh.on('error', (err) => log.error({ err }, 'workload credentials unusable for the mesh listener'));
   const registry = new EndpointRegistry(mesh);
-  const forwarder = options.forwarder ?? new UndiciForwarder();
+  // node:http Agent pools won `npm run bench` (docs/performance.md, "Forwarding engine"); h2c still goes through undici.
+  const forwarder = options.forwarder ?? new NodeHttpForwarder();
   const limits: ServerLimits = { ...DEFAULT_SERVER_LIMITS, ...options.limits };
   const metrics = new ProxyMetrics();
   const tracing = options.tracing ? new Tracing(options.tracing, metrics.registry) : undefined;
