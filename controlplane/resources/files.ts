@@ -351,6 +351,9 @@ interface FileState {
  * parsing keeps its last good objects in the snapshot while its errors are reported; a deleted
  * file removes its objects. Listeners hear of every change (and only of changes).
  */
+/** How long after a reload the changed files are read once more (see #handle). */
+const SETTLE_MS = 250;
+
 export class FileProvider {
   readonly #paths: string[];
   readonly #debounceMs: number;
@@ -471,7 +474,7 @@ export class FileProvider {
     this.#chain = this.#chain.then(() => this.#handle(batch));
   }
 
-  async #handle(batch: string[]): Promise<void> {
+  async #handle(batch: string[], settle = false): Promise<void> {
     if (this.#state !== 'running') return;
     let changed = false;
     for (const p of batch) {
@@ -495,6 +498,16 @@ export class FileProvider {
     if (this.#isClosed()) return;
     const emitted = changed ? this.#rebuild(false) : false;
     for (const l of this.#reloadListeners) this.#call(l, { paths: batch, emitted });
+    // A write that lands while a batch is read can yield no further watcher event (chokidar drops
+    // change events whose stats look unchanged), leaving the last state unread: look at changed
+    // files once more shortly after. Unchanged text emits nothing.
+    if (changed && !settle) {
+      const again = setTimeout(() => {
+        if (this.#isClosed()) return;
+        this.#chain = this.#chain.then(() => this.#handle(batch, true));
+      }, SETTLE_MS);
+      again.unref();
+    }
   }
 
   /** Reads and parses one file; true when its state changed. */
