@@ -5,6 +5,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Listener } from '../config/proxy-config.ts';
 import { ProxyError, ProxyErrorCode } from '../errors.ts';
+import type { HeaderMap } from '../filters/header-modifier.ts';
 import type { ExchangePlan } from '../http/exchange.ts';
 import { upstreamRequestHeaders } from '../http/hygiene.ts';
 import { parseTarget } from '../http/request-target.ts';
@@ -54,11 +55,22 @@ export function resolveInbound(l: CompiledInboundListener, req: IncomingMessage)
   const headers = upstreamRequestHeaders(req.headers, l.app.protocol === 'h2c');
   // Only the mesh listener vouches for a caller; a plaintext client's claim is dropped.
   delete headers[PEER_IDENTITY_HEADER];
+  return appPlan(l.app, path, target.query, headers, req);
+}
+
+/** The plan of a request handed to the pod's own app: no routing, no filters, no timeouts, the Host kept. */
+export function appPlan(
+  app: CompiledCluster,
+  path: string,
+  query: string,
+  headers: HeaderMap,
+  req: IncomingMessage,
+): ExchangePlan {
   if (req.headers.host !== undefined) headers.host = req.headers.host;
   return {
     kind: 'forward',
-    cluster: l.app,
-    path: target.query === '' ? path : `${path}?${target.query}`,
+    cluster: app,
+    path: query === '' ? path : `${path}?${query}`,
     headers,
     retry: undefined,
     requestTimeoutMs: 0,

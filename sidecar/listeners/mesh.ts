@@ -16,6 +16,7 @@ import { normalizePath } from '../router/path.ts';
 import type { CompiledCluster } from '../upstream/cluster.ts';
 import type { EndpointRegistry } from '../upstream/endpoint-state.ts';
 import { PEER_IDENTITY_HEADER, TARGET_PORT_HEADER } from '../upstream/mtls.ts';
+import { appPlan } from './inbound.ts';
 
 type MeshListener = Extract<Listener, { kind: 'mesh' }>;
 
@@ -87,18 +88,5 @@ export function resolveMesh(l: CompiledMeshListener, req: IncomingMessage): Exch
   const headers = upstreamRequestHeaders(req.headers, app.protocol === 'h2c');
   delete headers[TARGET_PORT_HEADER];
   headers[PEER_IDENTITY_HEADER] = peer;
-  if (req.headers.host !== undefined) headers.host = req.headers.host;
-  return {
-    kind: 'forward',
-    cluster: app,
-    path: target.query === '' ? path : `${path}?${target.query}`,
-    headers,
-    retry: undefined,
-    requestTimeoutMs: 0,
-    backendTimeoutMs: 0,
-    mirrors: [],
-    responseHeaders: undefined,
-    backendResponseHeaders: undefined,
-    cors: undefined,
-  };
+  return appPlan(app, path, target.query, headers, req);
 }
