@@ -477,6 +477,7 @@ export class FileProvider {
   async #handle(batch: string[], settle = false): Promise<void> {
     if (this.#state !== 'running') return;
     let changed = false;
+    let deferred = false;
     for (const p of batch) {
       const st = await stat(p).catch(() => undefined);
       if (!st) {
@@ -490,9 +491,11 @@ export class FileProvider {
         const missing = this.#files.get(p);
         if (missing && missing.text === undefined) changed = this.#files.delete(p) || changed;
         const { files } = await listManifestFiles([p]);
-        for (const f of files) changed = (await this.#reloadFile(f)) || changed;
+        for (const f of files) changed = (await this.#reloadFile(f)) === true || changed;
       } else if (st.isFile() && (this.#paths.includes(p) || isManifestName(path.basename(p)))) {
-        changed = (await this.#reloadFile(p)) || changed;
+        const r = await this.#reloadFile(p, settle);
+        if (r === 'deferred') deferred = true;
+        else changed = r || changed;
       }
     }
     if (this.#isClosed()) return;
@@ -501,7 +504,7 @@ export class FileProvider {
     // A write that lands while a batch is read can yield no further watcher event (chokidar drops
     // change events whose stats look unchanged), leaving the last state unread: look at changed
     // files once more shortly after. Unchanged text emits nothing.
-    if (changed && !settle) {
+    if ((changed || deferred) && !settle) {
       const again = setTimeout(() => {
         if (this.#isClosed()) return;
         this.#chain = this.#chain.then(() => this.#handle(batch, true));
@@ -510,11 +513,16 @@ export class FileProvider {
     }
   }
 
-  /** Reads and parses one file; true when its state changed. */
-  async #reloadFile(file: string): Promise<boolean> {
+  /**
+   * Reads and parses one file; true when its state changed. `'deferred'` when a file that had content
+   * now reads empty and this is not the settle pass: most likely an editor's truncate-then-write caught
+   * halfway, which must not delete every object of the file (and, in weft local, stop its pods).
+   */
+  async #reloadFile(file: string, settle = true): Promise<boolean | 'deferred'> {
     const res = await readOne(file, this.#parseOpts);
     const prev = this.#files.get(file);
     if (prev && res.text !== undefined && prev.text === res.text) return false;
+    if (!settle && res.text !== undefined && res.text.trim() === '' && prev?.text?.trim()) return 'deferred';
     const failed = res.errors.length > 0;
     const result: FileResult = { entries: res.entries, errors: res.errors, skipped: res.skipped };
     this.#files.set(file, {
