@@ -351,8 +351,9 @@ interface FileState {
  * parsing keeps its last good objects in the snapshot while its errors are reported; a deleted
  * file removes its objects. Listeners hear of every change (and only of changes).
  */
-/** How long after a reload the changed files are read once more (see #handle). */
-const SETTLE_MS = 250;
+/** How long a changed file's text must stay the same before it is applied (see #handle). */
+const SETTLE_MS = 100;
+const MAX_SETTLE_ROUNDS = 20;
 
 export class FileProvider {
   readonly #paths: string[];
@@ -364,6 +365,8 @@ export class FileProvider {
   readonly #files = new Map<string, FileState>();
   #watcher: FSWatcher | undefined;
   #pending = new Set<string>();
+  /** Text of changed files read once and waiting for a second, identical read (see #handle). */
+  #candidates = new Map<string, string | undefined>();
   #timer: NodeJS.Timeout | undefined;
   #firstPendingAt = 0;
   #chain: Promise<void> = Promise.resolve();
@@ -474,14 +477,22 @@ export class FileProvider {
     this.#chain = this.#chain.then(() => this.#handle(batch));
   }
 
-  async #handle(batch: string[], settle = false): Promise<void> {
+  /**
+   * Handles a batch of watcher paths. A changed file is applied only once two reads SETTLE_MS apart
+   * agree: an editor's truncate-then-write caught halfway can read as a shorter file that still
+   * parses, and applying it would delete objects for a moment (in weft local: stop their pods). The
+   * second read also catches a write that produced no further watcher event (chokidar drops change
+   * events whose stats look unchanged). Deletions apply at once.
+   */
+  async #handle(batch: string[], round = 0): Promise<void> {
     if (this.#state !== 'running') return;
     let changed = false;
-    let deferred = false;
+    const unsettled: string[] = [];
     for (const p of batch) {
       const st = await stat(p).catch(() => undefined);
       if (!st) {
         // Deleted: the file itself, or a directory and everything under it.
+        this.#candidates.delete(p);
         for (const f of [...this.#files.keys()])
           if (f === p || f.startsWith(p + path.sep)) changed = this.#files.delete(f) || changed;
         continue;
@@ -491,38 +502,47 @@ export class FileProvider {
         const missing = this.#files.get(p);
         if (missing && missing.text === undefined) changed = this.#files.delete(p) || changed;
         const { files } = await listManifestFiles([p]);
-        for (const f of files) changed = (await this.#reloadFile(f)) === true || changed;
+        for (const f of files) {
+          const r = await this.#reloadFile(f, round);
+          if (r === 'unsettled') unsettled.push(f);
+          else changed = r || changed;
+        }
       } else if (st.isFile() && (this.#paths.includes(p) || isManifestName(path.basename(p)))) {
-        const r = await this.#reloadFile(p, settle);
-        if (r === 'deferred') deferred = true;
+        const r = await this.#reloadFile(p, round);
+        if (r === 'unsettled') unsettled.push(p);
         else changed = r || changed;
       }
     }
     if (this.#isClosed()) return;
     const emitted = changed ? this.#rebuild(false) : false;
-    for (const l of this.#reloadListeners) this.#call(l, { paths: batch, emitted });
-    // A write that lands while a batch is read can yield no further watcher event (chokidar drops
-    // change events whose stats look unchanged), leaving the last state unread: look at changed
-    // files once more shortly after. Unchanged text emits nothing.
-    if ((changed || deferred) && !settle) {
+    // Reload listeners hear of a batch once it has settled (its last pass).
+    if (unsettled.length === 0) for (const l of this.#reloadListeners) this.#call(l, { paths: batch, emitted });
+    else {
       const again = setTimeout(() => {
         if (this.#isClosed()) return;
-        this.#chain = this.#chain.then(() => this.#handle(batch, true));
+        this.#chain = this.#chain.then(() => this.#handle(unsettled, round + 1));
       }, SETTLE_MS);
       again.unref();
     }
   }
 
   /**
-   * Reads and parses one file; true when its state changed. `'deferred'` when a file that had content
-   * now reads empty and this is not the settle pass: most likely an editor's truncate-then-write caught
-   * halfway, which must not delete every object of the file (and, in weft local, stop its pods).
+   * Reads and parses one file; true when its applied state changed, false when its text is what is
+   * applied, `'unsettled'` when the text is new and not yet seen twice in a row (see #handle). After
+   * MAX_SETTLE_ROUNDS a file that keeps changing is applied as it is read.
    */
-  async #reloadFile(file: string, settle = true): Promise<boolean | 'deferred'> {
+  async #reloadFile(file: string, round = MAX_SETTLE_ROUNDS): Promise<boolean | 'unsettled'> {
     const res = await readOne(file, this.#parseOpts);
     const prev = this.#files.get(file);
-    if (prev && res.text !== undefined && prev.text === res.text) return false;
-    if (!settle && res.text !== undefined && res.text.trim() === '' && prev?.text?.trim()) return 'deferred';
+    if (prev && res.text !== undefined && prev.text === res.text) {
+      this.#candidates.delete(file);
+      return false;
+    }
+    if (round < MAX_SETTLE_ROUNDS && (round === 0 || this.#candidates.get(file) !== res.text)) {
+      this.#candidates.set(file, res.text);
+      return 'unsettled';
+    }
+    this.#candidates.delete(file);
     const failed = res.errors.length > 0;
     const result: FileResult = { entries: res.entries, errors: res.errors, skipped: res.skipped };
     this.#files.set(file, {
