@@ -6,20 +6,16 @@
 // (for a meshed endpoint, an Agent whose connections are mTLS to the peer proxy); h2c endpoints
 // go to an undici forwarder (http-proxy-3's node:http path speaks HTTP/1.1 only).
 import { EventEmitter } from 'node:events';
-import { Agent, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
+import { type EndpointAgentOptions, EndpointAgents } from './endpoint-agents.ts';
 import type { EndpointState } from './endpoint-state.ts';
 import type { Forwarder, UpstreamRequest, UpstreamResponse } from './forwarder.ts';
-import { createMeshConnection, meshRequestHeaders } from './mtls.ts';
+import { meshRequestHeaders } from './mtls.ts';
 import { UndiciForwarder } from './undici-forwarder.ts';
 
-export interface HttpProxy3ForwarderOptions {
-  /** Idle keep-alive sockets per endpoint kept open. */
-  maxFreeSockets?: number;
-  /** Idle sockets are closed after this long (ms). */
-  idleTimeoutMs?: number;
-}
+export type HttpProxy3ForwarderOptions = EndpointAgentOptions;
 
 /**
  * What http-proxy-3 reads of the client request: method, url, headers, an error hook, and
@@ -49,43 +45,18 @@ function noop(this: StandInRequest): StandInRequest {
 }
 
 export class HttpProxy3Forwarder implements Forwarder {
-  readonly #agents = new Map<string, Agent>();
-  readonly #retired = new WeakSet<EndpointState>();
+  readonly #agents: EndpointAgents;
   readonly #h2c = new UndiciForwarder();
-  readonly #options: HttpProxy3ForwarderOptions;
   readonly #proxy: ProxyServer;
 
   constructor(options: HttpProxy3ForwarderOptions = {}) {
-    this.#options = options;
+    this.#agents = new EndpointAgents(options);
     // selfHandleResponse: the response comes back through `proxyRes`, untouched by the
     // library's outgoing passes (the proxy's own hygiene applies to it downstream).
     this.#proxy = createProxyServer({ selfHandleResponse: true, prependPath: false, xfwd: false });
     this.#proxy.on('proxyRes', (proxyRes, req) => {
       (req as unknown as StandInRequest).settle(proxyRes, undefined);
     });
-  }
-
-  #agent(endpoint: EndpointState): Agent {
-    let agent = this.#agents.get(endpoint.key);
-    if (agent === undefined) {
-      agent = new Agent({
-        keepAlive: true,
-        maxFreeSockets: this.#options.maxFreeSockets ?? 256,
-        timeout: this.#options.idleTimeoutMs ?? 4_000,
-        scheduling: 'lifo',
-      });
-      if (endpoint.mesh) agent.createConnection = createMeshConnection(endpoint);
-      this.#agents.set(endpoint.key, agent);
-    }
-    return agent;
-  }
-
-  /** A retired endpoint's request gets a connection of its own (mTLS for a meshed one), closed after it. */
-  #oneOff(endpoint: EndpointState): Agent | false {
-    if (!endpoint.mesh) return false;
-    const agent = new Agent({ keepAlive: false });
-    agent.createConnection = createMeshConnection(endpoint);
-    return agent;
   }
 
   request(r: UpstreamRequest): Promise<UpstreamResponse> {
@@ -137,7 +108,7 @@ export class HttpProxy3Forwarder implements Forwarder {
         res as never,
         {
           target: { host: r.endpoint.address, port: r.endpoint.port },
-          agent: this.#retired.has(r.endpoint) ? this.#oneOff(r.endpoint) : this.#agent(r.endpoint),
+          agent: this.#agents.for(r.endpoint),
           // `buffer` is what http-proxy-3 pipes upstream in place of the client request.
           buffer: stream,
         },
@@ -147,20 +118,12 @@ export class HttpProxy3Forwarder implements Forwarder {
   }
 
   retire(endpoint: EndpointState): void {
-    this.#retired.add(endpoint);
-    if (endpoint.protocol === 'h2c') {
-      this.#h2c.retire(endpoint);
-      return;
-    }
-    const agent = this.#agents.get(endpoint.key);
-    if (!agent) return;
-    this.#agents.delete(endpoint.key);
-    for (const sockets of Object.values(agent.freeSockets)) for (const s of sockets ?? []) s.destroy();
+    if (endpoint.protocol === 'h2c') this.#h2c.retire(endpoint);
+    else this.#agents.retire(endpoint);
   }
 
   async close(): Promise<void> {
-    for (const agent of this.#agents.values()) agent.destroy();
-    this.#agents.clear();
+    this.#agents.destroy();
     this.#proxy.close();
     await this.#h2c.close();
   }
