@@ -19,7 +19,7 @@ import {
   type StatusCheck,
   type StatusSource,
   type StepResult,
-} from './status-checks.ts';
+} from '../../conformance/status-checks.ts';
 import {
   applyMergePatch,
   type ConformanceCase,
@@ -29,7 +29,7 @@ import {
   loadCases,
   SimulatedCluster,
   setUpCase,
-} from './suite-setup.ts';
+} from '../../conformance/suite-setup.ts';
 
 const CLAIMED = new Set<string>([...GATEWAY_FEATURES, ...MESH_FEATURES]);
 const cases = loadCases();

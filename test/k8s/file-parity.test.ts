@@ -24,7 +24,7 @@ import {
   programmaticObjects,
   readManifest,
   translateOptions,
-} from '../conformance/suite-setup.ts';
+} from '../../conformance/suite-setup.ts';
 import { applyThroughApi, startCluster } from './support.ts';
 
 const test = anyTest.serial as TestFn;

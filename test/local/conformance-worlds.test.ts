@@ -16,7 +16,7 @@ import { stringify } from 'yaml';
 import { backendOf, localCurl } from '../../controlplane/local/curl.ts';
 import { type LocalMesh, startLocalMesh } from '../../controlplane/local/mesh.ts';
 import type { Resource } from '../../controlplane/resources/types.ts';
-import { CONFORMANCE_DIR, setUpCase } from '../conformance/suite-setup.ts';
+import { CONFORMANCE_DIR, setUpCase } from '../../conformance/suite-setup.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const OFFSET = 30_000;

@@ -13,12 +13,12 @@ import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadText } from '../../controlplane/resources/files.ts';
-import { materialize } from '../../controlplane/resources/materialize.ts';
-import { ResourceSnapshot, resourceKey } from '../../controlplane/resources/snapshot.ts';
-import { CLUSTER_SCOPED, type Resource, type ResourceKind } from '../../controlplane/resources/types.ts';
-import { translate } from '../../controlplane/translate/translate.ts';
-import type { StatusOut, TranslateOptions, TranslateResult } from '../../controlplane/translate/types.ts';
+import { loadText } from '../controlplane/resources/files.ts';
+import { materialize } from '../controlplane/resources/materialize.ts';
+import { ResourceSnapshot, resourceKey } from '../controlplane/resources/snapshot.ts';
+import { CLUSTER_SCOPED, type Resource, type ResourceKind } from '../controlplane/resources/types.ts';
+import { translate } from '../controlplane/translate/translate.ts';
+import type { StatusOut, TranslateOptions, TranslateResult } from '../controlplane/translate/types.ts';
 import {
   type CheckContext,
   type ClusterAccess,
@@ -29,7 +29,7 @@ import {
   type StatusCheck,
 } from './status-checks.ts';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The conformance vectors: `WEFT_CONFORMANCE_DIR`, else `../shared/conformance` beside the repository. */
 export const CONFORMANCE_DIR = process.env.WEFT_CONFORMANCE_DIR ?? resolve(repoRoot, '../shared/conformance');
