@@ -19,13 +19,14 @@ import {
   type Tracer,
   trace,
 } from '@opentelemetry/api';
+import { ExportResultCode } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { AlwaysOnSampler, BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
+import { AlwaysOnSampler, BatchSpanProcessor, type SpanExporter, TracerProvider } from '@opentelemetry/sdk-trace';
 import { Counter, type Registry } from 'prom-client';
 import type { HeaderMap } from './filters/header-modifier.ts';
 import type { RouteLabels } from './metrics.ts';
-import type { EndpointState } from './upstream/endpoint-state.ts';
+import type { CompiledCluster, CompiledEndpoint } from './upstream/cluster.ts';
 
 export interface TracingOptions {
   /** OTLP/HTTP collector: a base URL (`http://jaeger:4318`, `/v1/traces` is appended) or the full traces URL. */
@@ -217,11 +218,21 @@ export class RequestTrace {
     return this.server.spanContext().traceId;
   }
 
-  /** The route, rule and backend the router chose (names the span after the route). */
-  route(labels: RouteLabels | undefined, method: string): void {
+  /**
+   * The route, rule and backend the router chose (names the span after the route), and what the route is attached
+   * through: `parent` is the Gateway listener (`ns/gateway/listener`) on a Gateway port, the Service on outbound.
+   */
+  route(labels: RouteLabels | undefined, method: string, parent?: string): void {
+    const s = this.server;
+    if (parent !== undefined) {
+      const slash = parent.lastIndexOf('/');
+      if (parent.indexOf('/') !== slash) {
+        s.setAttribute('weft.gateway', parent.slice(0, slash));
+        s.setAttribute('weft.gateway.listener', parent.slice(slash + 1));
+      } else s.setAttribute('weft.service', parent);
+    }
     if (labels === undefined) return;
     this.#labels = labels;
-    const s = this.server;
     if (labels.route !== 'none') {
       s.setAttribute('weft.route', labels.route);
       s.setAttribute('weft.rule', labels.rule);
@@ -241,28 +252,37 @@ export class RequestTrace {
   }
 
   /**
-   * A client span for one upstream attempt (`attempt` from 1) or a mirror copy; writes its traceparent into
-   * `headers`, which must be the headers that attempt sends.
+   * A client span for one upstream attempt (`attempt` from 1) or a mirror copy to an endpoint of `cluster`; writes
+   * its traceparent into `headers`, which must be the headers that attempt sends.
    */
-  attempt(endpoint: EndpointState, method: string, path: string, headers: HeaderMap, attempt: number, mirror: boolean) {
+  attempt(
+    endpoint: CompiledEndpoint,
+    cluster: CompiledCluster,
+    method: string,
+    path: string,
+    headers: HeaderMap,
+    attempt: number,
+    mirror: boolean,
+  ): Span {
     this.#children ??= trace.setSpan(ROOT_CONTEXT, this.server);
+    const state = endpoint.state;
     const attributes: Record<string, string | number | boolean> = {
       'http.request.method': method,
-      'server.address': endpoint.address,
-      'server.port': endpoint.port,
-      'url.full': endpoint.origin + path,
-      'weft.endpoint': `${endpoint.address}:${endpoint.port}`,
+      'server.address': state.address,
+      'server.port': state.port,
+      'url.full': state.origin + path,
+      'weft.endpoint': `${state.address}:${state.port}`,
+      'weft.backend': cluster.key,
+      'weft.backend.service': cluster.service,
       'weft.proxy.id': this.#tracing.proxyId,
     };
+    if (endpoint.pod !== undefined) attributes['weft.endpoint.pod'] = endpoint.pod;
     const labels = this.#labels;
-    if (labels !== undefined) {
-      attributes['weft.backend'] = labels.backend;
-      if (labels.route !== 'none') {
-        attributes['weft.route'] = labels.route;
-        attributes['weft.rule'] = labels.rule;
-      }
+    if (labels !== undefined && labels.route !== 'none') {
+      attributes['weft.route'] = labels.route;
+      attributes['weft.rule'] = labels.rule;
     }
-    if (endpoint.mesh !== undefined) attributes['weft.peer.identity'] = endpoint.mesh.identity;
+    if (state.mesh !== undefined) attributes['weft.peer.identity'] = state.mesh.identity;
     if (attempt > 1) {
       attributes['http.request.resend_count'] = attempt - 1;
       attributes['weft.retry'] = true;
@@ -316,6 +336,7 @@ export class Tracing {
   readonly #parent: Parent = { traceId: '', spanId: '', sampled: undefined, w3c: false, b3: false };
   readonly #dropped: Counter<'reason'>;
   readonly #exported: Counter;
+  readonly #exportFailures: Counter;
 
   constructor(options: TracingOptions, registry: Registry) {
     const ratio = options.sampleRatio ?? 1;
@@ -334,10 +355,25 @@ export class Tracing {
       help: 'Spans the collector accepted',
       registers: [registry],
     });
-    const exporter = new OTLPTraceExporter({
+    this.#exportFailures = new Counter({
+      name: 'weft_proxy_trace_export_failures_total',
+      help: 'Export requests to the collector that failed (unreachable, refused, timed out, rejected)',
+      registers: [registry],
+    });
+    const otlp = new OTLPTraceExporter({
       url: tracesUrl(options.endpoint),
       timeoutMillis: options.exportTimeoutMs ?? 10_000,
     });
+    // The OTLP exporter reports a failed request only to its caller: counted here, per request.
+    const exporter: SpanExporter = {
+      export: (spans, done) =>
+        otlp.export(spans, (result) => {
+          if (result.code !== ExportResultCode.SUCCESS) this.#exportFailures.inc();
+          done(result);
+        }),
+      shutdown: () => otlp.shutdown(),
+      forceFlush: () => otlp.forceFlush(),
+    };
     const processor = new BatchSpanProcessor({
       exporter,
       maxQueueSize: options.maxQueueSize ?? 2048,

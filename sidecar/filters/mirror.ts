@@ -34,7 +34,7 @@ export function sendMirror(
   }
   // A sampled request's mirror gets its own client span, and its own traceparent on a copy of the headers.
   if (trace !== undefined && copy === headers) copy = { ...headers };
-  const span = trace?.attempt(state, method, path, copy, 1, true);
+  const span = trace?.attempt(endpoint, mirror.cluster, method, path, copy, 1, true);
   state.inFlight++;
   forwarder
     .request({ endpoint: state, method, path, headers: copy, body, signal: AbortSignal.timeout(MIRROR_TIMEOUT_MS) })

@@ -31,6 +31,8 @@ export interface RoutedRequest {
   query: string;
   /** Headers the listener adds (x-forwarded-*). */
   extraHeaders: HeaderMap | undefined;
+  /** What the route is attached through, for traces: the Gateway listener (`ns/gateway/listener`) or Service. */
+  parent?: string;
 }
 
 /** An answer the proxy gives itself (redirect, preflight, directResponse). */
@@ -49,6 +51,8 @@ export type Decision = ProxyError | LocalAnswer | ExchangePlan;
  */
 export interface DecisionLabels {
   labels: RouteLabels | undefined;
+  /** The request's RoutedRequest.parent (traces). */
+  parent?: string;
 }
 
 function redirect(route: CompiledRoute, filters: CompiledFilters, r: RoutedRequest): LocalAnswer {
@@ -70,7 +74,10 @@ export function decideRouted(req: IncomingMessage, r: RoutedRequest, out?: Decis
   if (route === undefined) {
     return new ProxyError(ProxyErrorCode.NoRoute, r.table.noMatchStatus, `no route for ${r.host}${r.path}`);
   }
-  if (out !== undefined) out.labels = route.labels;
+  if (out !== undefined) {
+    out.labels = route.labels;
+    out.parent = r.parent;
+  }
   const filters = route.filters;
   if (filters?.cors) {
     const origin = req.headers.origin;

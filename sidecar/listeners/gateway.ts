@@ -138,6 +138,7 @@ export function resolveGateway(l: CompiledGatewayListener, req: IncomingMessage)
     authority,
     path,
     query: target.query,
+    parent: selected.listener,
     extraHeaders: {
       'x-forwarded-proto': scheme,
       'x-forwarded-for': forwardedFor === undefined ? client : `${forwardedFor}, ${client}`,

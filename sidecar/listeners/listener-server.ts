@@ -144,6 +144,7 @@ export function createListenerServer(key: string, tls: boolean, ctx: ListenerCon
     if (ctx.runtime.draining) res.setHeader('connection', 'close');
     try {
       out.labels = undefined;
+      out.parent = undefined;
       const decision = decideChecked(ctx, listener, req, out);
       if (decision instanceof ProxyError) {
         metrics.localReply(decision.status, decision.code);
@@ -153,7 +154,7 @@ export function createListenerServer(key: string, tls: boolean, ctx: ListenerCon
         replyError(res, decision, s === 431 || s === 400 || s === 413 ? CLOSE : undefined);
         (out.labels ?? metrics.none).series(stats).record(s, (performance.now() - start) / 1000);
         if (trace !== undefined) {
-          trace.route(out.labels, req.method!);
+          trace.route(out.labels, req.method!, out.parent);
           trace.error(decision.code);
           trace.finish(s);
         }
@@ -161,7 +162,7 @@ export function createListenerServer(key: string, tls: boolean, ctx: ListenerCon
         reply(res, decision.status, decision.body, decision.headers);
         (out.labels ?? metrics.none).series(stats).record(decision.status, (performance.now() - start) / 1000);
         if (trace !== undefined) {
-          trace.route(out.labels, req.method!);
+          trace.route(out.labels, req.method!, out.parent);
           trace.finish(decision.status);
         }
       } else {
@@ -171,7 +172,7 @@ export function createListenerServer(key: string, tls: boolean, ctx: ListenerCon
         if (tracing !== undefined) {
           tracing.propagate(decision.headers, trace);
           if (trace !== undefined) {
-            trace.route(labels, req.method!);
+            trace.route(labels, req.method!, out.parent);
             const peer = listener?.kind === 'mesh' ? decision.headers[PEER_IDENTITY_HEADER] : undefined;
             if (typeof peer === 'string') trace.peer(peer);
           }

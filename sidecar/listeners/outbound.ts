@@ -101,5 +101,6 @@ export function resolveOutbound(
     path,
     query: target.query,
     extraHeaders: undefined,
+    parent: service.service,
   };
 }

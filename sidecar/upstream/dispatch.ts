@@ -87,7 +87,7 @@ export async function dispatch(forwarder: Forwarder, input: DispatchInput): Prom
         : undefined;
     const state = endpoint.state;
     state.inFlight++;
-    const span = input.trace?.attempt(state, input.method, input.path, input.headers, attempt, false);
+    const span = input.trace?.attempt(endpoint, cluster, input.method, input.path, input.headers, attempt, false);
     const started = performance.now();
     let response: UpstreamResponse | undefined;
     let error: ProxyError | undefined;

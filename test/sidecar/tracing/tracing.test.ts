@@ -94,6 +94,9 @@ test('edge → sidecar → sidecar: one trace of six spans, chained, with HTTP a
     'weft.rule': edgeServer.attributes['weft.rule'],
     'weft.proxy.id': 'edge:ns/gw',
     'weft.listener.kind': 'gateway',
+    // Gateway API names: the Gateway and its listener the Host selected.
+    'weft.gateway': 'ns/gw',
+    'weft.gateway.listener': 'web',
   });
   t.truthy(edgeServer.attributes['weft.backend']);
   t.like(edgeClient.attributes, {
@@ -102,11 +105,15 @@ test('edge → sidecar → sidecar: one trace of six spans, chained, with HTTP a
     'http.response.status_code': 200,
     'weft.route': 'ns/web',
     'weft.proxy.id': 'edge:ns/gw',
+    'weft.backend': 'sidecar-a',
+    'weft.backend.service': 'a/a',
+    'weft.endpoint.pod': 'a/a-0',
   });
   t.regex(String(edgeClient.attributes['weft.endpoint']), /^127\.0\.0\.1:\d+$/);
   t.is(aServer.name, 'GET b/echo');
   t.like(aServer.attributes, {
     'weft.listener.kind': 'outbound',
+    'weft.service': 'b/echo',
     'weft.route': 'b/echo',
     'weft.proxy.id': 'sidecar:a/a-0',
   });
@@ -234,6 +241,9 @@ test('retries and mirrors get their own client spans, marked', async (t) => {
   t.is(attempts.filter((c) => c.attributes['weft.retry'] === true).length, 2);
   const mirrors = clients.filter((c) => c.attributes['weft.mirror'] === true);
   t.is(mirrors.length, 1);
+  // The mirror's span names the mirror's backend, not the route's.
+  t.like(mirrors[0].attributes, { 'weft.backend': 'shadow', 'weft.backend.service': 'ns/shadow' });
+  for (const a of attempts) t.like(a.attributes, { 'weft.backend': 'main', 'weft.route': 'ns/retry' });
   // Each attempt told its backend its own span id.
   const sent = backend.requests.map((q) => TRACEPARENT.exec(q.headers.traceparent)?.[2]).sort();
   t.deepEqual(sent, attempts.map((c) => c.spanId).sort());
@@ -260,6 +270,8 @@ test('a collector that is away fails no request; the spans it missed are counted
   const total = dropped.reduce((n, d) => n + Number(d[2]), 0);
   t.true(total > 0, text);
   t.regex(text, /weft_proxy_trace_spans_exported_total 0/);
+  const failures = /^weft_proxy_trace_export_failures_total (\d+)/m.exec(text);
+  t.true(Number(failures?.[1]) > 0, text);
 });
 
 test('trace context parsing: invalid traceparent falls back to B3; all-zero ids are ignored', (t) => {
