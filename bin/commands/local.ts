@@ -23,6 +23,13 @@ function port(value: string): number {
   return n;
 }
 
+function url(value: string): string {
+  if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {
+    throw new InvalidArgumentError('not an http(s) URL');
+  }
+  return value;
+}
+
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 export interface LocalUpOptions {
@@ -32,6 +39,7 @@ export interface LocalUpOptions {
   caPort: number;
   adminPort: number;
   verbose?: boolean;
+  jaeger?: string;
 }
 
 export interface LocalCurlCommandOptions {
@@ -66,6 +74,11 @@ function upCommand(): Command {
     .option('--ca-port <port>', 'mesh CA port (0: any free port)', port, 15012)
     .option('--admin-port <port>', 'control plane admin port (0: any free port)', port, 15014)
     .option('-v, --verbose', "also print the control plane's JSON log on stderr")
+    .option(
+      '--jaeger <url>',
+      "send every proxy's and the control plane's traces to this OTLP/HTTP collector (Jaeger: http://127.0.0.1:4318)",
+      url,
+    )
     .action(async (dir: string, opts: LocalUpOptions) => {
       const { startLocalMesh } = await import('../../controlplane/local/mesh.ts');
       const { canBindPrivileged, DEFAULT_PORT_OFFSET } = await import('../../controlplane/local/localize.ts');
@@ -80,6 +93,7 @@ function upCommand(): Command {
         caPort: opts.caPort,
         adminPort: opts.adminPort,
         verbose: opts.verbose,
+        tracing: opts.jaeger === undefined ? undefined : { endpoint: opts.jaeger },
         out,
       });
       await new Promise<void>((resolve) => {

@@ -34,6 +34,7 @@ import { type ChildEvent, ManagedChild } from './processes.ts';
 import { type MeshState, processAlive, readMeshState, writeMeshState } from './state.ts';
 import { curlExamples } from './examples.ts';
 import { IdentityAgent } from './identity-agent.ts';
+import type { ControlPlaneTracing } from '../telemetry/tracing.ts';
 
 export interface LocalMeshOptions {
   /** The manifests directory. */
@@ -66,6 +67,8 @@ export interface LocalMeshOptions {
   verbose?: boolean;
   /** Grace before SIGKILL when stopping a child. Default 5 s. */
   stopGraceMs?: number;
+  /** Every proxy and the control plane export traces to this OTLP/HTTP collector (`weft local up --jaeger`). */
+  tracing?: { endpoint: string; sampleRatio?: number };
 }
 
 interface ProxyProc {
@@ -110,8 +113,8 @@ async function writeAtomic(file: string, text: string, mode = 0o644): Promise<vo
 }
 
 export class LocalMesh {
-  readonly o: Required<Omit<LocalMeshOptions, 'out' | 'verbose' | 'leafLifetimeMs' | 'configTransform'>> &
-    Pick<LocalMeshOptions, 'out' | 'verbose' | 'leafLifetimeMs' | 'configTransform'>;
+  readonly o: Required<Omit<LocalMeshOptions, 'out' | 'verbose' | 'leafLifetimeMs' | 'configTransform' | 'tracing'>> &
+    Pick<LocalMeshOptions, 'out' | 'verbose' | 'leafLifetimeMs' | 'configTransform' | 'tracing'>;
   readonly log: Logger;
   readonly #out: (line: string) => void;
   #ca!: MeshCA;
@@ -122,6 +125,8 @@ export class LocalMesh {
   #supervisor: Supervisor | undefined;
   #push: PushServer | undefined;
   #admin: AdminServer | undefined;
+  /** Control-plane spans (translate cycles, pushes) when `tracing` is set. */
+  #tracing: ControlPlaneTracing | undefined;
   /** The trust bundle file every proxy gets with `--roots`. */
   #rootsFile = '';
   /** Bootstrap token files of the running proxies, re-minted before they expire. */
@@ -226,6 +231,11 @@ export class LocalMesh {
       translate: (snapshot, options) => this.#translateLocal(snapshot, options),
       logger: this.log,
     });
+    if (this.o.tracing) {
+      const { startControlPlaneTracing } = await import('../telemetry/tracing.ts');
+      const options = { ...this.o.tracing, serviceName: 'weft-controlplane' };
+      this.#tracing = startControlPlaneTracing(options, { pipeline: this.#pipeline });
+    }
     this.#supervisor = new Supervisor({ logger: this.log });
     for (const r of this.#pipeline.runners) this.#supervisor.add(r);
     const firstTranslation = new Promise<void>((resolve) => {
@@ -330,6 +340,7 @@ export class LocalMesh {
       }),
     );
     this.o.pushPort = this.#push.port;
+    this.#tracing?.tracePush(this.#push);
     this.#push.on('ack', (id) => this.#proxyConfigured(id, 'push'));
   }
 
@@ -563,6 +574,12 @@ export class LocalMesh {
     await writeAtomic(tokenFile, `${mint()}\n`, 0o600);
     this.#tokenFiles.set(id, { file: tokenFile, mint });
     const args = [this.o.weftBin, 'proxy', '--mode', mode, '--admin-port', '0'];
+    if (this.o.tracing) {
+      // Each proxy is its own service in the trace view: edge:<ns>/<gateway>, sidecar:<ns>/<pod>.
+      args.push('--otlp-endpoint', this.o.tracing.endpoint, '--trace-service-name', id);
+      const ratio = this.o.tracing.sampleRatio;
+      if (ratio !== undefined) args.push('--trace-sample-ratio', String(ratio));
+    }
     if (this.o.feed === 'push') {
       // The proxy asks the CA itself (with the token file) and receives its configs over the push stream.
       args.push('--push', `${this.o.controlPlaneHost}:${this.o.pushPort}`, '--proxy-id', id);
@@ -913,6 +930,7 @@ export class LocalMesh {
     await this.#admin?.close();
     await this.#caServer?.close();
     await this.#supervisor?.close();
+    await this.#tracing?.shutdown();
     await this.#stateWrite.catch(() => {});
     const ms = (a: number, b: number) => Math.round(b - a);
     this.log.info(
