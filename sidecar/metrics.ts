@@ -6,6 +6,7 @@
 // here the samples are built only when /metrics is scraped, by collectors registered in the
 // same Registry. Every label value comes from the config or a fixed list, never from a request.
 import { Counter, Gauge, type Metric, Registry } from 'prom-client';
+import { type ProxyError, ProxyErrorCode } from './errors.ts';
 
 /** Upper bounds (seconds) of the duration histogram: 100 µs to 10 s. */
 export const DURATION_BUCKETS: readonly number[] = [
@@ -20,6 +21,91 @@ export const CODE_CLASSES = ['none', '1xx', '2xx', '3xx', '4xx', '5xx', 'other']
 
 /** The route / rule / backend label of requests no route took. */
 export const NONE = 'none';
+
+/**
+ * `reason` values of weft_proxy_request_errors_total, by index: a fixed list, each tied to the WEFT_ERR code the
+ * proxy answers with (docs/metrics.md has the table). Counted once per request, for its final outcome.
+ */
+export const ERROR_REASONS = [
+  'connect_refused',
+  'connect_timeout',
+  'connect_failed',
+  'upstream_reset',
+  'upstream_protocol',
+  'upstream_tls',
+  'upstream_identity',
+  'request_timeout',
+  'backend_timeout',
+  'no_healthy_endpoint',
+  'no_route',
+  'unknown_service',
+  'backend_unresolved',
+  'no_certificate',
+  'mtls_unavailable',
+  'peer_identity',
+  'target_port',
+  'no_app_port',
+  'plaintext_refused',
+  'misdirected',
+  'malformed_request',
+  'headers_too_large',
+  'body_too_large',
+  'upgrade_unsupported',
+  'client_abort',
+  'internal',
+] as const;
+
+export type ErrorReason = (typeof ERROR_REASONS)[number];
+
+/** The index of `reason` in ERROR_REASONS, what RequestSeries#error takes. */
+export const errorReason = (reason: ErrorReason): number => ERROR_REASONS.indexOf(reason);
+
+const BY_CODE = new Map<string, number>([
+  [ProxyErrorCode.BadPath, errorReason('malformed_request')],
+  [ProxyErrorCode.BadRequest, errorReason('malformed_request')],
+  [ProxyErrorCode.H2cUpgradeRefused, errorReason('malformed_request')],
+  [ProxyErrorCode.HeadersTooLarge, errorReason('headers_too_large')],
+  [ProxyErrorCode.BodyTooLarge, errorReason('body_too_large')],
+  [ProxyErrorCode.NoRoute, errorReason('no_route')],
+  [ProxyErrorCode.UnknownService, errorReason('unknown_service')],
+  [ProxyErrorCode.BackendUnresolved, errorReason('backend_unresolved')],
+  [ProxyErrorCode.NoEndpoint, errorReason('no_healthy_endpoint')],
+  [ProxyErrorCode.MtlsUnavailable, errorReason('mtls_unavailable')],
+  [ProxyErrorCode.NoCertificate, errorReason('no_certificate')],
+  [ProxyErrorCode.UpstreamTls, errorReason('upstream_tls')],
+  [ProxyErrorCode.UpstreamIdentity, errorReason('upstream_identity')],
+  [ProxyErrorCode.PeerIdentity, errorReason('peer_identity')],
+  [ProxyErrorCode.TargetPort, errorReason('target_port')],
+  // The request timeout is told apart by the exchange, which knows which timer fired.
+  [ProxyErrorCode.UpstreamTimeout, errorReason('backend_timeout')],
+  [ProxyErrorCode.Misdirected, errorReason('misdirected')],
+  [ProxyErrorCode.NoAppPort, errorReason('no_app_port')],
+  [ProxyErrorCode.PlaintextRefused, errorReason('plaintext_refused')],
+  [ProxyErrorCode.UpgradeUnsupported, errorReason('upgrade_unsupported')],
+]);
+
+/** WEFT_ERR_UPSTREAM_CONNECT split by the socket error behind it. */
+const CONNECT_CAUSES = new Map<string, number>([
+  ['ECONNREFUSED', errorReason('connect_refused')],
+  ['ETIMEDOUT', errorReason('connect_timeout')],
+  ['UND_ERR_CONNECT_TIMEOUT', errorReason('connect_timeout')],
+  ['ECONNRESET', errorReason('upstream_reset')],
+  ['EPIPE', errorReason('upstream_reset')],
+  ['ECONNABORTED', errorReason('upstream_reset')],
+  ['UND_ERR_SOCKET', errorReason('upstream_reset')],
+  ['UND_ERR_CLOSED', errorReason('upstream_reset')],
+  ['HPE_INVALID_CONSTANT', errorReason('upstream_protocol')],
+  ['UND_ERR_INFO', errorReason('upstream_protocol')],
+]);
+
+/** The ERROR_REASONS index of an answer the proxy gave itself (or of the failure behind it). */
+export function errorReasonOf(err: ProxyError): number {
+  if (err.code === ProxyErrorCode.UpstreamConnect) {
+    const cause = (err.cause as { code?: unknown } | undefined)?.code;
+    return (typeof cause === 'string' ? CONNECT_CAUSES.get(cause) : undefined) ?? errorReason('connect_failed');
+  }
+  return BY_CODE.get(err.code) ?? errorReason('internal');
+}
 
 function codeClassIndex(status: number): number {
   const c = (status / 100) | 0;
@@ -55,6 +141,10 @@ export class RequestSeries {
     undefined,
     undefined,
   ];
+  /** Requests of this label set being forwarded now. */
+  inFlight = 0;
+  /** Failed requests by ERROR_REASONS index; made on the first failure. */
+  errors: Float64Array | undefined;
 
   constructor(listener: string, route: string, rule: string, backend: string) {
     this.listener = listener;
@@ -74,6 +164,18 @@ export class RequestSeries {
     s.count++;
     s.sum += seconds;
     s.buckets[bucketIndex(seconds)]++;
+  }
+
+  /** One failed request, `reason` an ERROR_REASONS index (errorReason, errorReasonOf). */
+  error(reason: number): void {
+    this.errors ??= new Float64Array(ERROR_REASONS.length);
+    this.errors[reason]++;
+  }
+
+  /** An answer the proxy gave itself: counted as a request with its status and as an error with its reason. */
+  failed(err: ProxyError, seconds: number): void {
+    this.record(err.status, seconds);
+    this.error(errorReasonOf(err));
   }
 }
 
@@ -116,6 +218,10 @@ export class RouteLabels {
     }
     return s;
   }
+}
+
+function seriesLabels(s: RequestSeries): Record<string, string> {
+  return { listener: s.listener, route: s.route, rule: s.rule, backend: s.backend };
 }
 
 interface Sample {
@@ -192,6 +298,22 @@ export class ProxyMetrics {
     register(
       new ScrapedMetric('weft_proxy_requests_in_flight', 'Requests being forwarded, by listener', 'gauge', () =>
         [...this.#listeners.values()].map((l) => ({ labels: { listener: l.name }, value: l.inFlight })),
+      ),
+    );
+    register(
+      new ScrapedMetric(
+        'weft_proxy_request_errors_total',
+        'Requests that failed, by listener, route, rule, backend and reason (a fixed list tied to WEFT_ERR codes)',
+        'counter',
+        () => this.#errorSamples(),
+      ),
+    );
+    register(
+      new ScrapedMetric(
+        'weft_proxy_route_requests_in_flight',
+        'Requests being forwarded, by listener, route, rule and backend',
+        'gauge',
+        () => [...this.#series.values()].map((s) => ({ labels: seriesLabels(s), value: s.inFlight })),
       ),
     );
     register(
@@ -305,19 +427,26 @@ export class ProxyMetrics {
     return this.registry.contentType;
   }
 
+  #errorSamples(): Sample[] {
+    const out: Sample[] = [];
+    for (const s of this.#series.values()) {
+      const errors = s.errors;
+      if (errors === undefined) continue;
+      for (let r = 0; r < errors.length; r++) {
+        if (errors[r] === 0) continue;
+        out.push({ labels: { ...seriesLabels(s), reason: ERROR_REASONS[r] }, value: errors[r] });
+      }
+    }
+    return out;
+  }
+
   #requestSamples(histogram: boolean): Sample[] {
     const out: Sample[] = [];
     for (const s of this.#series.values()) {
       for (let c = 0; c < s.byClass.length; c++) {
         const cs = s.byClass[c];
         if (cs === undefined) continue;
-        const labels = {
-          listener: s.listener,
-          route: s.route,
-          rule: s.rule,
-          backend: s.backend,
-          code_class: CODE_CLASSES[c],
-        };
+        const labels = { ...seriesLabels(s), code_class: CODE_CLASSES[c] };
         if (!histogram) {
           out.push({ labels, value: cs.count });
           continue;

@@ -3,15 +3,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Readable, Transform } from 'node:stream';
 import type { Logger } from 'pino';
+import type { AccessLog } from '../access-log.ts';
 import { ProxyError, ProxyErrorCode } from '../errors.ts';
 import type { CompiledMirror } from '../filters/compiled-filters.ts';
 import { addCorsResponseHeaders, type CompiledCors } from '../filters/cors.ts';
 import { applyHeaderModifier, type CompiledHeaderModifier, type HeaderMap } from '../filters/header-modifier.ts';
 import { mirrorChosen, sendMirror } from '../filters/mirror.ts';
-import type { ListenerStats, ProxyMetrics, RequestSeries } from '../metrics.ts';
+import { errorReason, errorReasonOf, type ListenerStats, type ProxyMetrics, type RequestSeries } from '../metrics.ts';
 import type { RequestTrace, Tracing } from '../tracing.ts';
 import type { CompiledRetry } from '../router/route-table.ts';
-import type { CompiledCluster } from '../upstream/cluster.ts';
+import type { CompiledCluster, CompiledEndpoint } from '../upstream/cluster.ts';
 import { AbortReason, dispatch } from '../upstream/dispatch.ts';
 import { discardBody, type Forwarder } from '../upstream/forwarder.ts';
 import { downstreamResponseHeaders } from './hygiene.ts';
@@ -27,6 +28,8 @@ export interface Runtime {
   draining?: boolean;
   /** Present when tracing is configured. */
   readonly tracing?: Tracing;
+  /** Present with `--access-log`. */
+  readonly accessLog?: AccessLog;
 }
 
 export interface ExchangePlan {
@@ -70,12 +73,19 @@ function readBody(req: IncomingMessage): Promise<Buffer | null> {
   });
 }
 
-function tooLarge(rt: Runtime, res: ServerResponse, max: number): void {
+function tooLarge(rt: Runtime, res: ServerResponse, max: number): ProxyError {
   const err = new ProxyError(ProxyErrorCode.BodyTooLarge, 413, `request body longer than ${max} bytes`);
   rt.metrics?.localReply(err.status, err.code);
   // The rest of the body is not read: the connection cannot carry another request.
   replyError(res, err, { connection: 'close' });
+  return err;
 }
+
+const CLIENT_ABORT = errorReason('client_abort');
+const UPSTREAM_RESET = errorReason('upstream_reset');
+const UPSTREAM_PROTOCOL = errorReason('upstream_protocol');
+const BODY_TOO_LARGE = errorReason('body_too_large');
+const REQUEST_TIMEOUT = errorReason('request_timeout');
 
 /**
  * Forwards one request by `plan`. `series` and `listener` (with `start`, a performance.now()
@@ -94,12 +104,29 @@ export async function exchange(
 ) {
   const abort = new AbortController();
   let streaming: Readable | undefined;
+  /** The ERROR_REASONS index this request failed with, -1 while it has not. */
+  let failure = -1;
+  let endpoint: CompiledEndpoint | undefined;
+  let errorCode: string | undefined;
+  const wroteBefore = rt.accessLog === undefined ? 0 : req.socket.bytesWritten;
   if (listener !== undefined) listener.inFlight++;
+  if (series !== undefined) series.inFlight++;
   const onClose = () => {
     if (listener !== undefined) listener.inFlight--;
-    series?.record(res.headersSent ? res.statusCode : 0, (performance.now() - start) / 1000);
+    const finished = res.writableFinished;
+    // Not finished and no failure of the proxy's or the upstream's: the client left (or a drain cut it).
+    if (!finished && failure < 0) failure = CLIENT_ABORT;
+    if (series !== undefined) {
+      series.inFlight--;
+      series.record(res.headersSent ? res.statusCode : 0, (performance.now() - start) / 1000);
+      if (failure >= 0) series.error(failure);
+      if (rt.accessLog !== undefined) {
+        const { traceparent } = plan.headers;
+        rt.accessLog.record(req, res, series, start, wroteBefore, endpoint?.state, errorCode, failure, traceparent);
+      }
+    }
     trace?.finish(res.headersSent ? res.statusCode : 0);
-    if (res.writableFinished) return;
+    if (finished) return;
     // The client left: abort the exchange, or cut the response body already flowing.
     abort.abort(AbortReason.Client);
     if (streaming !== undefined) discardBody(streaming);
@@ -138,6 +165,7 @@ export async function exchange(
         callback();
         if (overLimit) return;
         overLimit = true;
+        failure = BODY_TOO_LARGE;
         req.unpipe(counted);
         // The response has started: it cannot become a 413, so the client's stream is reset.
         if (res.headersSent) res.destroy();
@@ -170,19 +198,23 @@ export async function exchange(
   clearTimeout(requestTimer);
   if (overLimit) {
     if (result.ok) discardBody(result.response.body);
-    if (!res.destroyed) tooLarge(rt, res, maxBody);
+    if (!res.destroyed) errorCode = tooLarge(rt, res, maxBody).code;
     return;
   }
   if (!result.ok) {
-    if (result.error === undefined) return; // the client left
-    if (result.error.code !== ProxyErrorCode.UpstreamTimeout) rt.log.debug({ err: result.error }, 'upstream failed');
+    const err = result.error;
+    if (err === undefined) return; // the client left
+    if (err.code !== ProxyErrorCode.UpstreamTimeout) rt.log.debug({ err }, 'upstream failed');
     // A body the upstream never read would keep the connection busy: drop it with the answer.
     if (body !== null && !Buffer.isBuffer(body) && !req.complete) res.setHeader('connection', 'close');
-    rt.metrics?.localReply(result.error.status, result.error.code);
-    trace?.error(result.error.code);
-    replyError(res, result.error);
+    rt.metrics?.localReply(err.status, err.code);
+    failure = abort.signal.reason === AbortReason.RequestTimeout ? REQUEST_TIMEOUT : errorReasonOf(err);
+    errorCode = err.code;
+    trace?.error(err.code);
+    replyError(res, err);
     return;
   }
+  endpoint = result.endpoint;
   const upstream = result.response;
   if (abort.signal.aborted) {
     discardBody(upstream.body);
@@ -198,6 +230,8 @@ export async function exchange(
     res.writeHead(upstream.statusCode, headers as Record<string, string | string[]>);
   } catch (err) {
     discardBody(upstream.body);
+    failure = UPSTREAM_PROTOCOL;
+    errorCode = ProxyErrorCode.UpstreamConnect;
     replyError(
       res,
       new ProxyError(ProxyErrorCode.UpstreamConnect, 502, `invalid upstream response: ${(err as Error).message}`),
@@ -209,6 +243,7 @@ export async function exchange(
   streaming = upstream.body;
   upstream.body.once('error', (err) => {
     rt.log.debug({ err }, 'upstream response body failed');
+    if (failure < 0) failure = UPSTREAM_RESET;
     res.destroy(err);
   });
   upstream.body.pipe(res);

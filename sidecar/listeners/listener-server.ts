@@ -15,7 +15,7 @@ import { requestProblem } from '../http/hygiene.ts';
 import { reply, replyError } from '../http/local-reply.ts';
 import { type Decision, type DecisionLabels, decideRouted } from '../http/routed-request.ts';
 import { forwardWebSocket, isWebSocketUpgrade, rawReply, rawReplyError } from '../http/websocket.ts';
-import { type ListenerStats, NONE, type ProxyMetrics } from '../metrics.ts';
+import { errorReasonOf, type ListenerStats, NONE, type ProxyMetrics } from '../metrics.ts';
 import type { RequestTrace, TraceStart } from '../tracing.ts';
 import { PEER_IDENTITY_HEADER } from '../upstream/mtls.ts';
 import { resolveGateway, sniContext } from './gateway.ts';
@@ -132,6 +132,8 @@ export function createListenerServer(key: string, tls: boolean, ctx: ListenerCon
   const traceStart: TraceStart = { listener: NONE, kind: NONE, scheme: tls ? 'https' : 'http' };
   const handle = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => {
     const start = performance.now();
+    // The connection's bytes so far, for the access log's count of this response's.
+    const wrote = ctx.runtime.accessLog === undefined ? 0 : req.socket.bytesWritten;
     const listener = current();
     const tracing = ctx.runtime.tracing;
     let trace: RequestTrace | undefined;
@@ -152,7 +154,13 @@ export function createListenerServer(key: string, tls: boolean, ctx: ListenerCon
         // body was not read.
         const s = decision.status;
         replyError(res, decision, s === 431 || s === 400 || s === 413 ? CLOSE : undefined);
-        (out.labels ?? metrics.none).series(stats).record(s, (performance.now() - start) / 1000);
+        const series = (out.labels ?? metrics.none).series(stats);
+        series.failed(decision, (performance.now() - start) / 1000);
+        const accessLog = ctx.runtime.accessLog;
+        if (accessLog !== undefined) {
+          const reason = errorReasonOf(decision);
+          accessLog.record(req, res, series, start, wrote, undefined, decision.code, reason, req.headers.traceparent);
+        }
         if (trace !== undefined) {
           trace.route(out.labels, req.method!, out.parent);
           trace.error(decision.code);
@@ -160,7 +168,19 @@ export function createListenerServer(key: string, tls: boolean, ctx: ListenerCon
         }
       } else if (decision.kind === 'local') {
         reply(res, decision.status, decision.body, decision.headers);
-        (out.labels ?? metrics.none).series(stats).record(decision.status, (performance.now() - start) / 1000);
+        const series = (out.labels ?? metrics.none).series(stats);
+        series.record(decision.status, (performance.now() - start) / 1000);
+        ctx.runtime.accessLog?.record(
+          req,
+          res,
+          series,
+          start,
+          wrote,
+          undefined,
+          undefined,
+          -1,
+          req.headers.traceparent,
+        );
         if (trace !== undefined) {
           trace.route(out.labels, req.method!, out.parent);
           trace.finish(decision.status);
