@@ -11,10 +11,13 @@
 //
 // Both: `X-Echo-Set-Header: Name:value,…` and `?headers=Name:value,…` add response headers; `/status/NNN` answers
 // NNN; `?delay=<Go duration>` waits first; `/health` answers `OK`; `/ws` is a WebSocket echo; h2c (prior
-// knowledge) on extra ports. Each echoed request logs `Echoing back request made to <RequestURI> to client
+// knowledge) on extra ports. `X-Echo-Call: <http URL>` makes the server call that URL first, as an app calling
+// another Service would — through the HTTP proxy of env HTTP_PROXY when set (a sidecar's outbound listener in
+// `weft local`), passing on the trace context headers as an instrumented app does — and answer JSON with the
+// callee's reply under `call`. Each echoed request logs `Echoing back request made to <RequestURI> to client
 // (<addr>)` — the conformance suite finds mirrored requests by that line.
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import {
   createServer as createH2cServer,
   type Http2Server,
@@ -47,6 +50,8 @@ export interface EchoServerOptions {
   service?: string;
   /** Where the per-request line goes. Default: stdout. */
   log?: (line: string) => void;
+  /** HTTP proxy for `X-Echo-Call` (absolute-form requests). Default: env HTTP_PROXY, else http_proxy, else none. */
+  proxy?: string;
 }
 
 export interface RunningEcho {
@@ -63,6 +68,9 @@ interface Identity {
   ingress: string;
   service: string;
   log: (line: string) => void;
+  /** The bound address: calls leave from it (the pod's IP). */
+  host: string;
+  proxy: URL | undefined;
 }
 
 type Req = IncomingMessage | Http2ServerRequest;
@@ -188,6 +196,70 @@ function echoBody(req: Req, id: Identity, format: EchoFormat, localPort: number)
   return { type: 'application/json', body: `${JSON.stringify(reply, null, ' ')}\n` };
 }
 
+// ---- X-Echo-Call ----
+
+/** What an instrumented app copies from the request it serves onto the calls it makes. */
+const PROPAGATED = [
+  'traceparent',
+  'tracestate',
+  'baggage',
+  'b3',
+  'x-b3-traceid',
+  'x-b3-spanid',
+  'x-b3-parentspanid',
+  'x-b3-sampled',
+  'x-b3-flags',
+  'x-request-id',
+];
+
+interface CallResult {
+  url: string;
+  status?: number;
+  /** The callee's body: parsed when JSON. */
+  body?: unknown;
+  error?: string;
+}
+
+/** GET `target` (through the proxy when there is one), with the trace context of `req`. */
+function callOut(target: URL, req: Req, id: Identity): Promise<CallResult> {
+  const headers: Record<string, string> = { host: target.host };
+  for (const name of PROPAGATED) {
+    const v = req.headers[name];
+    if (typeof v === 'string') headers[name] = v;
+  }
+  const viaProxy = id.proxy !== undefined;
+  const local = id.host === '0.0.0.0' || id.host === '::' ? undefined : id.host;
+  return new Promise((resolve) => {
+    const out = request(
+      {
+        host: viaProxy ? id.proxy!.hostname : target.hostname,
+        port: viaProxy ? id.proxy!.port || 80 : target.port || 80,
+        path: viaProxy ? target.href : target.pathname + target.search,
+        headers,
+        localAddress: local,
+        agent: false,
+        timeout: 10_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: unknown = text;
+          try {
+            body = JSON.parse(text);
+          } catch {}
+          resolve({ url: target.href, status: res.statusCode, body });
+        });
+        res.on('error', (err) => resolve({ url: target.href, error: err.message }));
+      },
+    );
+    out.on('timeout', () => out.destroy(new Error('timed out')));
+    out.on('error', (err) => resolve({ url: target.href, error: err.message }));
+    out.end();
+  });
+}
+
 function handler(id: Identity): (req: Req, res: Res) => void {
   return (req, res) => {
     // The body is not echoed; read it so the connection can be reused.
@@ -215,6 +287,20 @@ function handler(id: Identity): (req: Req, res: Res) => void {
     const delayMs = delayText === null ? 0 : parseGoDuration(delayText);
     if (delayMs === undefined) {
       send(res, 400, 'text/plain; charset=utf-8', `delay ${JSON.stringify(delayText)} is not a duration like 1s\n`);
+      return;
+    }
+    const call = req.headers['x-echo-call'];
+    if (typeof call === 'string') {
+      const target = URL.canParse(call) ? new URL(call) : undefined;
+      if (target?.protocol !== 'http:') {
+        send(res, 400, 'text/plain; charset=utf-8', 'X-Echo-Call takes an http:// URL\n');
+        return;
+      }
+      void callOut(target, req, id).then((result) => {
+        const reply = { ...JSON.parse(echoBody(req, id, 'json', localPort).body), call: result };
+        id.log(`Echoing back request made to ${req.url} to client (${remoteAddress(req.socket as Socket).addr})`);
+        send(res, result.error === undefined ? 200 : 502, 'application/json', `${JSON.stringify(reply, null, ' ')}\n`);
+      });
       return;
     }
     const respond = () => {
@@ -329,6 +415,11 @@ function listen(server: Server | Http2Server, port: number, host: string): Promi
   });
 }
 
+function proxyUrl(text: string | undefined): URL | undefined {
+  if (text === undefined || text === '') return undefined;
+  return new URL(/^[a-z]+:\/\//i.test(text) ? text : `http://${text}`);
+}
+
 /** Starts the echo server on every port; resolves once all listen (rejects, closing what it opened, if one cannot). */
 export async function startEchoServer(options: EchoServerOptions): Promise<RunningEcho> {
   const host = options.host ?? '127.0.0.1';
@@ -340,6 +431,8 @@ export async function startEchoServer(options: EchoServerOptions): Promise<Runni
     ingress: options.ingress ?? process.env.INGRESS_NAME ?? '',
     service: options.service ?? process.env.SERVICE_NAME ?? '',
     log: options.log ?? ((line) => process.stdout.write(`${line}\n`)),
+    host,
+    proxy: proxyUrl(options.proxy ?? process.env.HTTP_PROXY ?? process.env.http_proxy),
   };
   const handle = handler(id);
   const servers: (Server | Http2Server)[] = [];
