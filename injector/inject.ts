@@ -12,6 +12,7 @@ import {
   parseExclusions,
   REWRITE_PROBES_ANNOTATION,
 } from './annotations.ts';
+import { APP_PROBES_ENV } from '../sidecar/config/app-probes.ts';
 import { InjectError } from './errors.ts';
 import { type AppProbes, rewriteProbes } from './probes.ts';
 import {
@@ -146,7 +147,7 @@ function proxyContainer(s: InjectSettings, hasAppProbes: boolean): Container {
     fieldEnv('POD_IP', 'status.podIP'),
   ];
   // The proxy reads the probes it must perform from its own pod's annotation, through the downward API.
-  if (hasAppProbes) env.push(fieldEnv('WEFT_APP_PROBES', `metadata.annotations['${APP_PROBES_ANNOTATION}']`));
+  if (hasAppProbes) env.push(fieldEnv(APP_PROBES_ENV, `metadata.annotations['${APP_PROBES_ANNOTATION}']`));
   const container: Container = {
     name: PROXY_CONTAINER,
     image: s.image,

@@ -4,9 +4,17 @@
 // capture) at `/app-health/<container>/<livez|readyz|startupz>`, and the original probe is kept, as JSON in the
 // `weft.dev/app-probes` annotation, for the proxy to perform against the app on localhost. exec probes run inside
 // the container and are left alone.
+import {
+  APP_HEALTH_PREFIX,
+  type AppProbe,
+  AppProbeSchema,
+  type AppProbes,
+  appHealthPath,
+} from '../sidecar/config/app-probes.ts';
 import type { Container, ContainerPort, Probe } from './types.ts';
 
-export const APP_HEALTH_PREFIX = '/app-health/';
+// The hand-over's contract is the proxy's (sidecar/config/app-probes.ts); re-exported for the injector's users.
+export { APP_HEALTH_PREFIX, type AppProbe, type AppProbes, appHealthPath };
 
 const PROBE_KINDS = [
   ['livenessProbe', 'livez'],
@@ -14,35 +22,22 @@ const PROBE_KINDS = [
   ['startupProbe', 'startupz'],
 ] as const;
 
-/** A probe as the proxy must perform it: ports resolved to numbers, only the fields that say how to check. */
-export type AppProbe =
-  | {
-      httpGet: {
-        path?: string;
-        port: number;
-        scheme?: string;
-        httpHeaders?: { name: string; value: string }[];
-      };
-      timeoutSeconds: number;
-    }
-  | { tcpSocket: { port: number }; timeoutSeconds: number }
-  | { grpc: { port: number; service?: string }; timeoutSeconds: number };
-
-/** `weft.dev/app-probes`: admin path → the probe it stands for. */
-export type AppProbes = Record<string, AppProbe>;
-
-export function appHealthPath(container: string, probe: 'livez' | 'readyz' | 'startupz'): string {
-  return `${APP_HEALTH_PREFIX}${container}/${probe}`;
-}
-
 function resolvePort(port: number | string, ports: ContainerPort[] | undefined): number | undefined {
   if (typeof port === 'number') return Number.isInteger(port) && port >= 1 && port <= 65535 ? port : undefined;
   if (/^\d+$/.test(port)) return resolvePort(Number(port), ports);
   return ports?.find((p) => p.name === port)?.containerPort;
 }
 
-/** What the proxy must do for `probe`, or undefined when kubelet should keep performing it itself. */
+/**
+ * What the proxy must do for `probe`, or undefined when kubelet should keep performing it itself — including a probe
+ * the proxy would refuse (a scheme other than HTTP/HTTPS, a malformed header): handed over, it would stop the proxy.
+ */
 function appProbe(probe: Probe, container: Container, adminPort: number): AppProbe | undefined {
+  const original = originalProbe(probe, container, adminPort);
+  return original !== undefined && AppProbeSchema.safeParse(original).success ? (original as AppProbe) : undefined;
+}
+
+function originalProbe(probe: Probe, container: Container, adminPort: number): unknown {
   const timeoutSeconds = probe.timeoutSeconds ?? 1;
   if (probe.httpGet) {
     const g = probe.httpGet;
@@ -50,7 +45,7 @@ function appProbe(probe: Probe, container: Container, adminPort: number): AppPro
     if (g.host) return undefined;
     const port = resolvePort(g.port, container.ports);
     if (port === undefined || port === adminPort) return undefined;
-    const httpGet: Extract<AppProbe, { httpGet: unknown }>['httpGet'] = { port };
+    const httpGet: Record<string, unknown> = { port };
     if (g.path !== undefined) httpGet.path = g.path;
     if (g.scheme !== undefined) httpGet.scheme = g.scheme;
     if (g.httpHeaders !== undefined) httpGet.httpHeaders = g.httpHeaders;

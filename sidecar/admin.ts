@@ -1,6 +1,9 @@
 // The admin port: liveness, readiness, Prometheus metrics, a dump of the config being served,
-// and `POST /shutdown`, which drains the proxy (it answers at once; the drain runs on).
+// `POST /shutdown`, which drains the proxy (it answers at once; the drain runs on), and the app's probes that
+// kubelet sends through the proxy (`/app-health/<container>/<probe>`, performed by app-health.ts).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { ProbeOutcome } from './app-health.ts';
+import { APP_HEALTH_PREFIX } from './config/app-probes.ts';
 import type { ProxyConfig } from './config/proxy-config.ts';
 
 export interface AdminSource {
@@ -15,6 +18,8 @@ export interface AdminSource {
   metricsContentType?: string;
   /** Starts a drain (POST /shutdown). */
   shutdown?(): void;
+  /** Performs the app probe behind an `/app-health/…` path; undefined when there is none at that path. */
+  appHealth?(path: string, userAgent: string | undefined): Promise<ProbeOutcome> | undefined;
 }
 
 const TEXT = 'text/plain; charset=utf-8';
@@ -57,6 +62,13 @@ export function createAdminServer(source: AdminSource): Server {
       }
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         send(res, 405, TEXT, 'method not allowed\n');
+        return;
+      }
+      if (path.startsWith(APP_HEALTH_PREFIX)) {
+        const outcome = source.appHealth?.(path, req.headers['user-agent']);
+        if (outcome === undefined) send(res, 404, TEXT, `no app probe at ${path}\n`);
+        // 503, not 500: kubelet counts any status of 400 and above as a failed probe, and 503 says "not healthy".
+        else outcome.then((o) => send(res, o.ok ? 200 : 503, TEXT, `${o.message}\n`));
         return;
       }
       const config = source.config();

@@ -2,14 +2,16 @@
 // control plane: `--push HOST:PORT --proxy-id ID --roots FILE` and either `--ca-url URL --token-file FILE` (the
 // certificate from the mesh CA, rotated) or `--cert/--key`. The entry the `weft` command wires in.
 import { readFile } from 'node:fs/promises';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import { INIT_IPTABLES, runInitIptablesCli } from './capture/init-iptables-cli.ts';
 import { createOriginalDestinationLookup } from './capture/original-destination.ts';
 import { readConfigFile, watchConfigFile } from './config-file.ts';
+import { APP_PROBES_ENV, type AppProbes, parseAppProbes } from './config/app-probes.ts';
 import { PROXY_ID, PUSH_DEFAULT_PORT, PUSH_SERVER_NAME } from './config/push-api.ts';
 import { WorkloadIdentity } from './identity/workload-cert.ts';
 import { type RunningProxy, startProxy } from './proxy.ts';
+import { runProxyWaitCli, WAIT } from './proxy-wait.ts';
 import { PushClient } from './push/client.ts';
 import type { IdentitySource } from './upstream/mtls.ts';
 import { FileIdentitySource } from './upstream/mtls-files.ts';
@@ -45,6 +47,14 @@ function ratio(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !(n >= 0 && n <= 1)) throw new InvalidArgumentError('not a ratio between 0 and 1');
   return n;
+}
+
+function appProbes(value: string): AppProbes {
+  try {
+    return parseAppProbes(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 function port(value: string): number {
@@ -86,7 +96,16 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
     .option('--otlp-endpoint <url>', 'export spans over OTLP/HTTP to this collector (e.g. http://jaeger:4318)')
     .option('--trace-sample-ratio <ratio>', 'share of new traces recorded, 0–1 (default 1)', ratio)
     .option('--trace-service-name <name>', 'service.name of the spans (default weft-proxy)')
-    .addHelpText('after', `\nThe pod's capture init step: weft proxy ${INIT_IPTABLES} --help`)
+    .addOption(
+      new Option('--app-probes <json>', 'the app probes to serve at /app-health/… (the weft.dev/app-probes JSON)')
+        .env(APP_PROBES_ENV)
+        .argParser(appProbes),
+    )
+    .addHelpText(
+      'after',
+      `\nThe pod's capture init step: weft proxy ${INIT_IPTABLES} --help\n` +
+        `The classic sidecar's postStart hook: weft proxy ${WAIT} --help`,
+    )
     .exitOverride();
   program.parse([...argv], { from: 'user' });
   const opts = program.opts<{
@@ -109,6 +128,7 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
     otlpEndpoint?: string;
     traceSampleRatio?: number;
     traceServiceName?: string;
+    appProbes?: AppProbes;
   }>();
   if (opts.config !== undefined && opts.push !== undefined) {
     usageError(
@@ -185,6 +205,7 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
           : { endpoint: opts.otlpEndpoint, sampleRatio: opts.traceSampleRatio, serviceName: opts.traceServiceName },
       // Captured outbound connections: SO_ORIGINAL_DST when the native addon is built, else the Host header.
       originalDestination: opts.mode === 'sidecar' ? createOriginalDestinationLookup({ logger: log }) : undefined,
+      appProbes: opts.appProbes,
     });
   } catch (err) {
     await identity?.close();
@@ -255,12 +276,17 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
 }
 
 /**
- * `weft proxy …` as typed: `init-iptables …` runs the pod's capture init step and resolves to undefined once done
- * (a one-shot command); anything else starts the proxy (runProxyCli) and resolves to its handle.
+ * `weft proxy …` as typed: `init-iptables …` runs the pod's capture init step and `wait …` waits for the proxy to be
+ * ready, each resolving to undefined once done (one-shot commands); anything else starts the proxy (runProxyCli) and
+ * resolves to its handle.
  */
 export async function runProxyCommand(argv: readonly string[]): Promise<ProxyCliHandle | undefined> {
   if (argv[0] === INIT_IPTABLES) {
     await runInitIptablesCli(argv.slice(1));
+    return undefined;
+  }
+  if (argv[0] === WAIT) {
+    await runProxyWaitCli(argv.slice(1));
     return undefined;
   }
   return runProxyCli(argv);

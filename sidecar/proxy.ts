@@ -7,12 +7,16 @@ import type { Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
 import { type Logger, pino } from 'pino';
+import { AccessLog, type AccessLogOptions } from './access-log.ts';
 import { createAdminServer } from './admin.ts';
+import { AppHealth } from './app-health.ts';
 import { type CompiledConfig, compileConfig, listenerKey } from './compiled-config.ts';
+import type { AppProbes } from './config/app-probes.ts';
 import { DEFAULT_LIMITS, type Listener, type ProxyConfig } from './config/proxy-config.ts';
+import { ConfigError } from './config/errors.ts';
 import { parseProxyConfig } from './config/validate.ts';
 import { DEFAULT_DRAIN_TIMEOUT_MS, drainServer } from './drain.ts';
-import { ConfigCompileError, ProxyError, ProxyErrorCode } from './errors.ts';
+import { ProxyError, ProxyErrorCode } from './errors.ts';
 import type { Runtime } from './http/exchange.ts';
 import {
   applyServerLimits,
@@ -22,7 +26,7 @@ import {
   type ServerLimits,
 } from './listeners/listener-server.ts';
 import type { OriginalDestinationLookup } from './listeners/outbound.ts';
-import { ProxyMetrics } from './metrics.ts';
+import { configRejectReason, ProxyMetrics } from './metrics.ts';
 import { Tracing, type TracingOptions } from './tracing.ts';
 import { EndpointRegistry } from './upstream/endpoint-state.ts';
 import type { Forwarder } from './upstream/forwarder.ts';
@@ -58,6 +62,10 @@ export interface StartProxyOptions {
   identity?: IdentitySource;
   /** Export spans over OTLP/HTTP (docs/tracing.md). Absent: no tracing, and trace headers pass through untouched. */
   tracing?: TracingOptions;
+  /** One JSON line per request (sampled), docs/logging.md. Absent: no access log. */
+  accessLog?: AccessLogOptions;
+  /** The app's probes the admin port performs for kubelet at `/app-health/…` (WEFT_APP_PROBES). */
+  appProbes?: AppProbes;
 }
 
 export interface ProxyAddresses {
@@ -138,16 +146,18 @@ function closeServer(server: Server): Promise<void> {
 
 export async function startProxy(options: StartProxyOptions): Promise<RunningProxy> {
   const log = options.logger ?? pino({ name: 'weft-proxy' });
-  const mesh = new MeshTls({ source: options.identity });
+  const metrics = new ProxyMetrics();
+  const mesh = new MeshTls({ source: options.identity, stats: metrics.mtls });
   mesh.on('error', (err) => log.error({ err }, 'workload credentials unusable for the mesh listener'));
   const registry = new EndpointRegistry(mesh);
   // node:http Agent pools won `npm run bench` (docs/performance.md, "Forwarding engine"); h2c still goes through undici.
   const forwarder = options.forwarder ?? new NodeHttpForwarder();
   const limits: ServerLimits = { ...DEFAULT_SERVER_LIMITS, ...options.limits };
-  const metrics = new ProxyMetrics();
   const tracing = options.tracing ? new Tracing(options.tracing, metrics.registry) : undefined;
-  const runtime: Runtime = { forwarder, log, metrics, limits, draining: false, tracing };
+  const accessLog = options.accessLog && new AccessLog(options.accessLog.logger ?? log, options.accessLog.sampleRatio);
+  const runtime: Runtime = { forwarder, log, metrics, limits, draining: false, tracing, accessLog };
   let current: CompiledConfig | undefined;
+  if (options.identity) metrics.certificates.watch(options.identity, () => current?.config.trust.rootCAs);
   const bound = new Map<string, BoundListener>();
   const ctx: ListenerContext = {
     runtime,
@@ -168,7 +178,9 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
   const prepare = (input: unknown): CompiledConfig => {
     const config = parseProxyConfig(input);
     if (options.mode !== undefined && config.proxy.mode !== options.mode) {
-      throw new ConfigCompileError(`config is for a ${config.proxy.mode} proxy, this one runs as ${options.mode}`);
+      throw new ConfigError([
+        { path: 'proxy.mode', reason: `is ${config.proxy.mode}, this proxy runs as ${options.mode}` },
+      ]);
     }
     return compileConfig(config, registry);
   };
@@ -185,7 +197,10 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
         const tls = (l.kind === 'gateway' && l.protocol === 'HTTPS') || l.kind === 'mesh';
         const server = createListenerServer(key, tls, ctx, l.kind === 'mesh' ? MESH_SERVER_OPTIONS : undefined);
         // The mesh listener's certificate follows the workload identity (rotation) from here on.
-        if (l.kind === 'mesh') mesh.serve(server as unknown as TlsServer);
+        if (l.kind === 'mesh') {
+          mesh.serve(server as unknown as TlsServer);
+          metrics.mtls.serve(server as unknown as TlsServer);
+        }
         trackSockets(server);
         const port = options.listenPort ? options.listenPort(l) : l.port;
         const host = options.listenAddress ? options.listenAddress(l) : l.address;
@@ -240,7 +255,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
         await apply(next);
         metrics.configApplied(version ?? configVersion(next.config));
       } catch (err) {
-        metrics.configRejected();
+        metrics.configRejected(configRejectReason(err));
         log.error({ err }, 'config refused; the previous config keeps serving');
         throw err;
       }
@@ -281,8 +296,10 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
   };
   const drain = (o?: { timeoutMs?: number }) => stop(o?.timeoutMs ?? drainTimeoutMs);
 
+  const appHealth = options.appProbes && new AppHealth(options.appProbes);
   const admin = createAdminServer({
     config: () => current?.config,
+    appHealth: (path, userAgent) => appHealth?.run(path, userAgent),
     draining: () => runtime.draining === true,
     metrics: () => metrics.text(),
     metricsContentType: metrics.contentType,

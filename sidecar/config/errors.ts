@@ -58,3 +58,13 @@ export class RegexError extends Error {
     this.reason = reason;
   }
 }
+
+/** The app probes handed over by the injector (WEFT_APP_PROBES, `--app-probes`) cannot be used. */
+export class AppProbesError extends Error {
+  readonly code = 'WEFT_ERR_APP_PROBES';
+
+  constructor(message: string) {
+    super(message);
+    this.name = 'AppProbesError';
+  }
+}
