@@ -1127,6 +1127,8 @@ function actionTargets(step: StatusCheck): ObjectRef[] {
 export interface RunOptions extends AwaitOptions {
   /** Called after every action, e.g. to let a live system settle or to re-check proxy configs. */
   afterAction?: (step: StatusCheck, index: number) => MaybePromise<void>;
+  /** Stop at the first step that fails (a live run: every later check would wait out its timeout). */
+  stopAtFirstFailure?: boolean;
 }
 
 /**
@@ -1161,11 +1163,13 @@ export async function runStatusChecks(
         out.push({ ...base, name, ok: true, message });
       } catch (e) {
         out.push({ ...base, name, ok: false, message: (e as Error).message });
+        if (opts.stopAtFirstFailure) break;
       }
       continue;
     }
     const r = await awaitCheck(step, cluster, ctx, opts);
     out.push({ ...base, name: step.check ?? '(none)', ...r });
+    if (!r.ok && opts.stopAtFirstFailure) break;
   }
   return out;
 }

@@ -389,6 +389,7 @@ export class SimulatedCluster implements ClusterAccess {
   readonly #objects = new Map<string, Resource>();
   #clock = 0;
   #view: View | undefined;
+  #snapshot: ResourceSnapshot | undefined;
 
   constructor(options: SuiteOptions = DEFAULT_SUITE_OPTIONS) {
     this.options = options;
@@ -413,6 +414,7 @@ export class SimulatedCluster implements ClusterAccess {
     }
     this.#objects.set(key, obj);
     this.#view = undefined;
+    this.#snapshot = undefined;
   }
 
   /** The objects as applied (no status, nothing materialized), in apply order. */
@@ -449,7 +451,7 @@ export class SimulatedCluster implements ClusterAccess {
     const key = refTypedKey(ref);
     let prev = this.#objects.get(key);
     if (!prev) {
-      const made = this.#ensureView().snapshot.get(ref.kind as ResourceKind, resourceKey(refAsResource(ref)));
+      const made = this.#ensureSnapshot().get(ref.kind as ResourceKind, resourceKey(refAsResource(ref)));
       if (!made) throw new Error(`${key} not found`);
       prev = structuredClone(made) as Resource;
     }
@@ -461,39 +463,65 @@ export class SimulatedCluster implements ClusterAccess {
     };
     this.#objects.set(key, next);
     this.#view = undefined;
+    this.#snapshot = undefined;
   }
 
   delete(ref: ObjectRef): void {
     if (!this.#objects.delete(refTypedKey(ref))) throw new Error(`${refTypedKey(ref)} not found`);
     this.#view = undefined;
+    this.#snapshot = undefined;
   }
 
   #ensureView(): View {
     if (this.#view) return this.#view;
-    const snapshot = ResourceSnapshot.from(
-      materialize([...this.#objects.values()], { controllerName: this.options.controllerName }),
-    );
+    const snapshot = this.#ensureSnapshot();
     const result = translate(snapshot, translateOptions(this.options));
-    const statuses = new Map<string, StatusOut>();
-    for (const s of result.statuses)
-      statuses.set(s.kind === 'GatewayClass' ? `${s.kind} ${s.name}` : `${s.kind} ${s.namespace}/${s.name}`, s);
-    const objects = new Map<string, KubeObject>();
-    for (const r of snapshot.all()) {
-      const key = typedKey(r);
-      const obj = structuredClone(r) as unknown as KubeObject;
-      const s = statuses.get(key);
-      if (s && (s.kind === 'GatewayClass' || s.kind === 'Gateway')) obj.status = structuredClone(s.status);
-      else if (r.kind === 'HTTPRoute' || r.kind === 'GRPCRoute') {
-        const others = (r.status?.parents ?? []).filter((p) => p.controllerName !== this.options.controllerName);
-        const ours = s && 'parents' in s.status ? s.status.parents : [];
-        obj.status = { ...r.status, parents: structuredClone([...others, ...ours]) };
-      }
-      objects.set(key, obj);
-    }
-    this.#view = { snapshot, result, objects };
+    this.#view = { snapshot, result, objects: withStatuses(snapshot, result.statuses, this.options.controllerName) };
     return this.#view;
   }
+
+  #ensureSnapshot(): ResourceSnapshot {
+    this.#snapshot ??= ResourceSnapshot.from(
+      materialize([...this.#objects.values()], { controllerName: this.options.controllerName }),
+    );
+    return this.#snapshot;
+  }
+
+  /** The materialized snapshot without translating it (a live world computes the statuses itself). */
+  materialized(): ResourceSnapshot {
+    return this.#ensureSnapshot();
+  }
 }
+
+/**
+ * The snapshot's objects by typed key, with the status weft writes merged in: GatewayClass and Gateway status
+ * replaced, route `status.parents` entries of weft's controller replaced and other controllers' entries kept.
+ */
+export function withStatuses(
+  snapshot: ResourceSnapshot,
+  statusList: readonly StatusOut[],
+  controllerName: string,
+): Map<string, KubeObject> {
+  const statuses = new Map<string, StatusOut>();
+  for (const s of statusList)
+    statuses.set(s.kind === 'GatewayClass' ? `${s.kind} ${s.name}` : `${s.kind} ${s.namespace}/${s.name}`, s);
+  const objects = new Map<string, KubeObject>();
+  for (const r of snapshot.all()) {
+    const key = typedKey(r);
+    const obj = structuredClone(r) as unknown as KubeObject;
+    const s = statuses.get(key);
+    if (s && (s.kind === 'GatewayClass' || s.kind === 'Gateway')) obj.status = structuredClone(s.status);
+    else if (r.kind === 'HTTPRoute' || r.kind === 'GRPCRoute') {
+      const others = (r.status?.parents ?? []).filter((p) => p.controllerName !== controllerName);
+      const ours = s && 'parents' in s.status ? s.status.parents : [];
+      obj.status = { ...r.status, parents: structuredClone([...others, ...ours]) };
+    }
+    objects.set(key, obj);
+  }
+  return objects;
+}
+
+export { typedKey, refTypedKey };
 
 function refAsResource(ref: ObjectRef): Pick<Resource, 'kind' | 'metadata'> {
   return { kind: ref.kind as ResourceKind, metadata: { name: ref.name, namespace: ref.namespace } };

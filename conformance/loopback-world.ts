@@ -1,0 +1,294 @@
+// A world on loopback: `weft local` (startLocalMesh) over a directory holding one YAML file that this module
+// rewrites whenever objects are applied, patched or deleted, as an API server would persist them (generation and
+// creationTimestamp kept by SimulatedCluster). Statuses are the running control plane's own (its admin endpoint's
+// /statuses), merged into the objects the way the status writer merges them. Requests from a pod go to that pod's
+// sidecar as to an explicit HTTP proxy, from the pod's own address (what `weft local curl --from` does): no
+// transparent capture on loopback, so the destination is the URL's authority.
+//
+// Barrier: every write also bumps the generation of a GatewayClass of weft's controller that nothing else uses;
+// once the control plane reports that generation as observed, it has translated this write (one file, replaced
+// atomically, so one snapshot has all of it), and once /ready says so every process of it is running.
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { type LocalMesh, startLocalMesh } from '../controlplane/local/mesh.ts';
+import type { Resource } from '../controlplane/resources/types.ts';
+import type { StatusOut } from '../controlplane/translate/types.ts';
+import type { ClusterAccess, KubeObject, ObjectRef } from './status-checks.ts';
+import { refTypedKey, SimulatedCluster, type SuiteOptions, withStatuses } from './suite-setup.ts';
+import type { Endpoint, PodRequest, PodResponse, World } from './world.ts';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const SYNC_CLASS = 'weft-conformance-sync';
+
+export interface LoopbackWorldOptions {
+  suite: SuiteOptions;
+  /** Ports below 1024 are moved up by this much (0 when root: the Gateway's own ports). */
+  portOffset: number;
+  /**
+   * A label added to every Deployment's pod template: new pod names, hence other loopback addresses, so worlds of
+   * different runs (the runner, the ava subset, other tests) never bind the same address and port.
+   */
+  runLabel: string;
+  /** Scratch directory parent. Default: the OS temp dir. */
+  tmpRoot?: string;
+  /** Progress lines. */
+  log?: (line: string) => void;
+  /** Time allowed for a write to be translated and its processes to run. Default 120 s. */
+  syncTimeoutMs?: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function getJson(url: string): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false, timeout: 5000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        try {
+          resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`${url}: no answer in 5 s`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export class LoopbackWorld implements World {
+  readonly kind = 'loopback';
+  readonly cluster: ClusterAccess;
+  readonly store: SimulatedCluster;
+  readonly o: LoopbackWorldOptions;
+  readonly #tmp: string;
+  #mesh: LocalMesh | undefined;
+  #seq = 0;
+  #writing: Promise<void> = Promise.resolve();
+
+  private constructor(o: LoopbackWorldOptions, tmp: string) {
+    this.o = o;
+    this.#tmp = tmp;
+    this.store = new SimulatedCluster(o.suite);
+    this.cluster = new LiveCluster(this);
+  }
+
+  /** A world holding `objects` (prepared as the suite's Applier prepares them), started and in sync. */
+  static async start(o: LoopbackWorldOptions, objects: Resource[]): Promise<LoopbackWorld> {
+    const tmp = await mkdtemp(path.join(o.tmpRoot ?? tmpdir(), 'weft-conformance-world-'));
+    const world = new LoopbackWorld(o, tmp);
+    try {
+      for (const r of objects) world.store.apply(world.#label(r));
+      await mkdir(world.#dir, { recursive: true });
+      await world.#write();
+      world.#mesh = await startLocalMesh({
+        dir: world.#dir,
+        stateDir: world.#stateDir,
+        portOffset: o.portOffset,
+        node: process.execPath,
+        weftBin: path.join(root, 'bin/weft.ts'),
+        pushPort: 0,
+        caPort: 0,
+        adminPort: 0,
+        stopGraceMs: 2000,
+        out: (line) => {
+          if (/died|refused|problem|could not|failed/.test(line)) o.log?.(line);
+        },
+      });
+      await world.#mesh.whenReady();
+      await world.sync();
+      return world;
+    } catch (err) {
+      await world.stop();
+      throw err;
+    }
+  }
+
+  get #dir(): string {
+    return path.join(this.#tmp, 'manifests');
+  }
+
+  get #stateDir(): string {
+    return path.join(this.#tmp, 'state');
+  }
+
+  get mesh(): LocalMesh {
+    if (!this.#mesh) throw new Error('the world is not running');
+    return this.#mesh;
+  }
+
+  #label(r: Resource): Resource {
+    if (r.kind !== 'Deployment') return r;
+    const copy = structuredClone(r);
+    const meta = copy.spec.template.metadata ?? {};
+    copy.spec.template.metadata = { ...meta, labels: { ...meta.labels, 'weft.dev/conformance-run': this.o.runLabel } };
+    return copy;
+  }
+
+  /** Persists the store and the barrier class in one atomic file replacement. */
+  #write(): Promise<void> {
+    this.#seq++;
+    const seq = this.#seq;
+    const marker: Resource = {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'GatewayClass',
+      metadata: { name: SYNC_CLASS, generation: seq },
+      spec: { controllerName: this.o.suite.controllerName, description: 'conformance runner write barrier' },
+    };
+    const docs = [...this.store.resources(), marker].map((d) => stringify(d));
+    const file = path.join(this.#dir, 'world.yaml');
+    this.#writing = this.#writing.then(async () => {
+      await writeFile(`${file}.tmp`, docs.join('---\n'));
+      await rename(`${file}.tmp`, file);
+    });
+    return this.#writing;
+  }
+
+  async apply(objects: Resource[]): Promise<void> {
+    for (const r of objects) this.store.apply(this.#label(r));
+    await this.flush();
+  }
+
+  /** Deletes what is there (an action may have deleted some already). */
+  async remove(refs: ObjectRef[]): Promise<void> {
+    for (const ref of refs) {
+      try {
+        this.store.delete(ref);
+      } catch {
+        // already gone
+      }
+    }
+    await this.flush();
+  }
+
+  /** Writes what the store holds and waits until the world runs it. */
+  async flush(): Promise<void> {
+    await this.#write();
+    await this.sync();
+  }
+
+  async statuses(): Promise<StatusOut[]> {
+    const r = await getJson(`${this.mesh.controlPlane.admin}/statuses`);
+    return (r.body as { statuses: StatusOut[] }).statuses;
+  }
+
+  async sync(): Promise<void> {
+    const deadline = Date.now() + (this.o.syncTimeoutMs ?? 120_000);
+    const seq = this.#seq;
+    let last = 'no status of the barrier class yet';
+    for (;;) {
+      const marker = (await this.statuses()).find((s) => s.kind === 'GatewayClass' && s.name === SYNC_CLASS);
+      const observed = (marker?.status as { conditions?: { observedGeneration?: number }[] } | undefined)
+        ?.conditions?.[0]?.observedGeneration;
+      if (observed !== undefined && observed >= seq) break;
+      if (observed !== undefined) last = `barrier generation ${observed} observed, waiting for ${seq}`;
+      if (Date.now() > deadline) throw new Error(`the world did not take write #${seq}: ${last}`);
+      await sleep(25);
+    }
+    for (;;) {
+      // Processes of the new plan start after the translation: give the reconcile a moment to begin.
+      await sleep(50);
+      const r = await getJson(`${this.mesh.controlPlane.admin}/ready`);
+      if (r.status === 200) return;
+      if (Date.now() > deadline)
+        throw new Error(
+          `the world is not ready: ${((r.body as { reasons?: string[] }).reasons ?? []).slice(0, 5).join('; ')}`,
+        );
+    }
+  }
+
+  gatewayEndpoint(address: string, port: number): Endpoint {
+    const o = this.o.portOffset;
+    return { host: address, port: o > 0 && port < 1024 ? port + o : port };
+  }
+
+  fromPod(namespace: string, pod: string, req: PodRequest): Promise<PodResponse> {
+    const p = this.mesh.state().pods.find((x) => x.namespace === namespace && x.name === pod);
+    const outbound = p?.sidecar?.outbound;
+    if (!p || !outbound) return Promise.reject(new Error(`pod ${namespace}/${pod} has no running sidecar`));
+    const url = new URL(req.url);
+    const headers: [string, string][] = [];
+    let host = url.host;
+    for (const [k, v] of req.headers) {
+      if (k.toLowerCase() === 'host') host = v;
+      else headers.push([k, v]);
+    }
+    return new Promise((resolve, reject) => {
+      const r = request({
+        host: outbound.address,
+        port: outbound.port,
+        localAddress: p.ip,
+        method: req.method,
+        path: url.href, // absolute-form, as to an explicit proxy: its authority is the destination
+        headers: [['Host', host], ...headers].flat(),
+        setHost: false,
+        agent: false,
+        timeout: req.timeoutMs,
+      });
+      r.on('timeout', () => r.destroy(new Error(`no response within ${req.timeoutMs} ms`)));
+      r.on('error', reject);
+      r.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const pairs: [string, string][] = [];
+          for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) pairs.push([res.rawHeaders[i], res.rawHeaders[i + 1]]);
+          resolve({ status: res.statusCode ?? 0, headers: pairs, body: Buffer.concat(chunks).toString('utf8') });
+        });
+      });
+      r.end();
+    });
+  }
+
+  async logs(namespace: string, pod: string, container: string): Promise<string> {
+    const file = path.join(this.#stateDir, 'logs', `${namespace}_${pod}.${container}.log`);
+    return readFile(file, 'utf8').catch(() => '');
+  }
+
+  async stop(): Promise<void> {
+    await this.#mesh?.close().catch(() => {});
+    this.#mesh = undefined;
+    await rm(this.#tmp, { recursive: true, force: true });
+  }
+}
+
+/** The store's objects with the running control plane's statuses; writes go through the world. */
+class LiveCluster implements ClusterAccess {
+  readonly settled = false;
+  readonly #world: LoopbackWorld;
+
+  constructor(world: LoopbackWorld) {
+    this.#world = world;
+  }
+
+  async #objects(): Promise<Map<string, KubeObject>> {
+    const statuses = await this.#world.statuses();
+    return withStatuses(this.#world.store.materialized(), statuses, this.#world.o.suite.controllerName);
+  }
+
+  async get(ref: ObjectRef): Promise<KubeObject | undefined> {
+    return (await this.#objects()).get(refTypedKey(ref));
+  }
+
+  async list(kind: string, namespace: string): Promise<KubeObject[]> {
+    return [...(await this.#objects()).values()].filter((o) => o.kind === kind && o.metadata.namespace === namespace);
+  }
+
+  async mergePatch(ref: ObjectRef, patch: Record<string, unknown>): Promise<void> {
+    this.#world.store.mergePatch(ref, patch);
+    await this.#world.flush();
+  }
+
+  async delete(ref: ObjectRef): Promise<void> {
+    this.#world.store.delete(ref);
+    await this.#world.flush();
+  }
+}
