@@ -1,6 +1,8 @@
 // The control plane's admin HTTP endpoint (default 127.0.0.1:15014: it tells who is connected and why configs were
 // refused, which is for operators on the machine or behind `kubectl port-forward`, not for the network):
 //   GET /ready     200 {"ready":true} once the control plane serves proxies, else 503 with the reasons
+//   GET /readyz    the same (the kubelet's readiness probe in a cluster)
+//   GET /healthz   200 {"ok":true} while the process answers (the kubelet's liveness probe)
 //   GET /proxies   {"time":"…","proxies":[ProxyRecord…]}  the push server's record of every proxy (weft proxy-status)
 //   GET /statuses  {"statuses":[StatusOut…]}              the statuses the translator computed
 //   GET /runners   {"runners":[RunnerStatus…]}            the supervisor's view of each stage (when given)
@@ -67,7 +69,11 @@ export async function startAdminServer(o: AdminServerOptions): Promise<AdminServ
     }
     const path = new URL(req.url ?? '/', 'http://admin').pathname;
     switch (path) {
-      case '/ready': {
+      case '/healthz':
+        sendJson(res, 200, { ok: true }, head);
+        return;
+      case '/ready':
+      case '/readyz': {
         const r = o.ready();
         sendJson(
           res,
