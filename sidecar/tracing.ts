@@ -426,7 +426,12 @@ export class Tracing {
             isRemote: true,
           });
     const method = req.method ?? 'GET';
-    const url = req.url ?? '/';
+    let url = req.url ?? '/';
+    // Absolute form (a request to a proxy): the path starts after the authority.
+    if (url.charCodeAt(0) !== 47 /* / */) {
+      const slash = url.indexOf('/', url.indexOf('//') + 2);
+      url = slash < 0 ? '/' : url.slice(slash);
+    }
     const q = url.indexOf('?');
     const host = req.headers.host ?? '';
     const colon = host.lastIndexOf(':');
