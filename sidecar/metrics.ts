@@ -5,8 +5,13 @@
 // hash (and, for histograms, a closure and an object) on every call, about 1.5 µs a request;
 // here the samples are built only when /metrics is scraped, by collectors registered in the
 // same Registry. Every label value comes from the config or a fixed list, never from a request.
+import type { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import { Counter, Gauge, type Metric, Registry } from 'prom-client';
-import { type ProxyError, ProxyErrorCode } from './errors.ts';
+import { ProxyError, ProxyErrorCode } from './errors.ts';
+import { spiffeIdOf } from './identity/peer.ts';
+import { certificatesOf } from './identity/verify.ts';
 
 /** Upper bounds (seconds) of the duration histogram: 100 µs to 10 s. */
 export const DURATION_BUCKETS: readonly number[] = [
@@ -264,6 +269,39 @@ class ScrapedMetric {
 
 export type ConfigUpdateResult = 'applied' | 'rejected';
 
+/** `reason` values of weft_proxy_config_rejections_total. */
+export const CONFIG_REJECT_REASONS = [
+  'invalid',
+  'unsupported_version',
+  'wrong_proxy',
+  'wrong_mode',
+  'compile',
+  'listen',
+  'other',
+] as const;
+
+export type ConfigRejectReason = (typeof CONFIG_REJECT_REASONS)[number];
+
+/** Why a config was refused, from the error its validation, compilation or binding threw. */
+export function configRejectReason(err: unknown): ConfigRejectReason {
+  const code = (err as { code?: unknown } | null)?.code;
+  switch (code) {
+    case 'WEFT_ERR_CONFIG_INVALID': {
+      const path = (err as { issues?: { path: string }[] }).issues?.[0]?.path;
+      return path === 'proxy.id' ? 'wrong_proxy' : path === 'proxy.mode' ? 'wrong_mode' : 'invalid';
+    }
+    case 'WEFT_ERR_CONFIG_VERSION':
+      return 'unsupported_version';
+    case ProxyErrorCode.ConfigCompile:
+    case 'WEFT_ERR_REGEX':
+      return 'compile';
+    case ProxyErrorCode.ListenFailed:
+      return 'listen';
+    default:
+      return 'other';
+  }
+}
+
 export class ProxyMetrics {
   readonly registry = new Registry();
   readonly #listeners = new Map<string, ListenerStats>();
@@ -274,6 +312,11 @@ export class ProxyMetrics {
   readonly #clusterLabels = new WeakMap<object, RouteLabels>();
   readonly #configVersion: Gauge<'version'>;
   readonly #configUpdates: Counter<'result'>;
+  readonly #configRejections: Counter<'reason'>;
+  /** mTLS connections of the mesh listener and to peer proxies. */
+  readonly mtls: MtlsMetrics;
+  /** The workload certificate and trust bundle. */
+  readonly certificates: CertificateMetrics;
   /** Labels of requests answered before any route was chosen. */
   readonly none = new RouteLabels(NONE, NONE, NONE);
 
@@ -350,6 +393,15 @@ export class ProxyMetrics {
     });
     this.#configUpdates.inc({ result: 'applied' }, 0);
     this.#configUpdates.inc({ result: 'rejected' }, 0);
+    this.#configRejections = new Counter({
+      name: 'weft_proxy_config_rejections_total',
+      help: 'Configs refused whole (the previous one keeps serving), by reason',
+      labelNames: ['reason'],
+      registers: [this.registry],
+    });
+    for (const reason of CONFIG_REJECT_REASONS) this.#configRejections.inc({ reason }, 0);
+    this.mtls = new MtlsMetrics(this.registry);
+    this.certificates = new CertificateMetrics(this.registry);
   }
 
   /** The stats of a listener by name (its label); the same object for the proxy's lifetime. */
@@ -414,8 +466,10 @@ export class ProxyMetrics {
     this.#configUpdates.inc({ result: 'applied' });
   }
 
-  configRejected(): void {
+  /** A config refused whole; `reason` from configRejectReason. */
+  configRejected(reason: ConfigRejectReason = 'other'): void {
     this.#configUpdates.inc({ result: 'rejected' });
+    this.#configRejections.inc({ reason });
   }
 
   /** The exposition text for /metrics. */
@@ -470,5 +524,242 @@ export class ProxyMetrics {
       }
     }
     return out;
+  }
+}
+
+// mTLS connections and the workload certificate: events per connection or per certificate, not per request, so
+// prom-client's own labelled children are cheap enough here except for the open-connection count, which a socket's
+// `close` lowers through one function per label set (no closure per connection).
+
+/** `result` values of weft_proxy_mtls_connections_total: `ok`, or why the handshake failed. */
+export const MTLS_RESULTS = [
+  'ok',
+  'no_certificate',
+  'no_local_certificate',
+  'untrusted_certificate',
+  'certificate_expired',
+  'identity_mismatch',
+  'peer_alert',
+  'protocol',
+  'timeout',
+  'connect_failed',
+  'peer_closed',
+  'handshake_failed',
+] as const;
+
+export type MtlsResult = (typeof MTLS_RESULTS)[number];
+export type MtlsDirection = 'inbound' | 'outbound';
+
+/** The `peer_identity` of a connection whose peer was not verified: never a name from an unverified certificate. */
+export const UNKNOWN_PEER = 'unknown';
+
+const EXPIRED = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'ERROR_IN_CERT_NOT_BEFORE_FIELD']);
+/** OpenSSL's verify results (X509_V_ERR_*) as Node names them, but for the two above. */
+const UNTRUSTED = /^(UNABLE_TO_|CERT_|SELF_SIGNED_|DEPTH_ZERO_|INVALID_CA|PATH_LENGTH|INVALID_PURPOSE|ERROR_IN_CERT)/;
+const PROTOCOL = /PROTOCOL|WRONG_VERSION|HTTP_REQUEST|NO_SHARED_CIPHER|UNSUPPORTED/;
+const CLOSED = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+
+/**
+ * Why an mTLS handshake failed. `verifyError`: the socket's `authorizationError` (a server learns why a client's
+ * chain was refused only there).
+ */
+export function mtlsFailure(err: unknown, verifyError?: unknown): MtlsResult {
+  if (err instanceof ProxyError) {
+    if (err.code === ProxyErrorCode.UpstreamIdentity) return 'identity_mismatch';
+    if (err.code === ProxyErrorCode.NoCertificate || err.code === ProxyErrorCode.MtlsUnavailable) {
+      return 'no_local_certificate';
+    }
+    if (err.cause !== undefined) return mtlsFailure(err.cause);
+  }
+  const verify = typeof verifyError === 'string' ? verifyError : (verifyError as { code?: unknown } | null)?.code;
+  const raw = (err as { code?: unknown } | null)?.code;
+  const code = typeof verify === 'string' ? verify : typeof raw === 'string' ? raw : '';
+  if (EXPIRED.has(code)) return 'certificate_expired';
+  if (UNTRUSTED.test(code)) return 'untrusted_certificate';
+  if (code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') return 'no_certificate';
+  if (PROTOCOL.test(code)) return 'protocol';
+  if (code.includes('ALERT')) return 'peer_alert';
+  if (code === 'ETIMEDOUT' || code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return 'timeout';
+  if (CLOSED.has(code)) return 'peer_closed';
+  if (UNREACHABLE.has(code)) return 'connect_failed';
+  return 'handshake_failed';
+}
+
+/** The connections of one direction × peer identity × result; `open` only moves for `ok`. */
+class MtlsSeries {
+  readonly labels: { direction: MtlsDirection; peer_identity: string; result: MtlsResult };
+  count = 0;
+  open = 0;
+  /** A socket's `close` listener, shared by every connection of this label set. */
+  readonly closed = (): void => {
+    this.open--;
+  };
+
+  constructor(direction: MtlsDirection, peer: string, result: MtlsResult) {
+    this.labels = { direction, peer_identity: peer, result };
+  }
+}
+
+export class MtlsMetrics {
+  readonly #series = new Map<string, MtlsSeries>();
+
+  constructor(registry: Registry) {
+    const register = (m: ScrapedMetric) => registry.registerMetric(m as unknown as Metric);
+    register(
+      new ScrapedMetric(
+        'weft_proxy_mtls_connections_total',
+        'mTLS connections, by direction, peer SPIFFE ID (verified only) and result (ok, or why the handshake failed)',
+        'counter',
+        () => [...this.#series.values()].map((s) => ({ labels: s.labels, value: s.count })),
+      ),
+    );
+    register(
+      new ScrapedMetric(
+        'weft_proxy_mtls_connections_open',
+        'mTLS connections open now, by direction and peer SPIFFE ID',
+        'gauge',
+        () => {
+          const out: Sample[] = [];
+          for (const s of this.#series.values()) {
+            if (s.labels.result !== 'ok') continue;
+            out.push({
+              labels: { direction: s.labels.direction, peer_identity: s.labels.peer_identity },
+              value: s.open,
+            });
+          }
+          return out;
+        },
+      ),
+    );
+  }
+
+  /** One connection attempt; with `socket` (a connection that is up) it counts as open until the socket closes. */
+  connection(direction: MtlsDirection, peer: string, result: MtlsResult, socket?: Socket): void {
+    const key = `${direction}\0${peer}\0${result}`;
+    let s = this.#series.get(key);
+    if (s === undefined) {
+      s = new MtlsSeries(direction, peer, result);
+      this.#series.set(key, s);
+    }
+    s.count++;
+    if (socket === undefined || socket.destroyed) return;
+    s.open++;
+    socket.once('close', s.closed);
+  }
+
+  /**
+   * Counts the connections of a mesh listener: handshakes that passed (by the caller's SPIFFE ID, `none` when its
+   * certificate has no single one) and those that failed (`unknown` peer: its certificate was not verified).
+   */
+  serve(server: TlsServer): void {
+    server.on('secureConnection', (socket: TLSSocket) => {
+      const peer = socket.authorized ? (spiffeIdOf(socket.getPeerCertificate()) ?? NONE) : UNKNOWN_PEER;
+      this.connection('inbound', peer, 'ok', socket);
+    });
+    server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+      this.connection('inbound', UNKNOWN_PEER, mtlsFailure(err, socket.authorizationError));
+    });
+  }
+
+  /** An outbound connection to a peer proxy that should be `peerIdentity`: up (`socket`) or failed (`err`). */
+  outbound(peerIdentity: string, err: Error | null, socket?: TLSSocket): void {
+    if (err === null) this.connection('outbound', peerIdentity, 'ok', socket);
+    else this.connection('outbound', peerIdentity, mtlsFailure(err));
+  }
+}
+
+/** The credentials CertificateMetrics reads: an IdentitySource's (sidecar/upstream/mtls.ts). */
+interface CertificateSource {
+  current(): { certChain: string; rootCAs: string } | undefined;
+  on(event: 'change' | 'expired', listener: () => void): unknown;
+}
+
+interface CertificateFacts {
+  kind: 'leaf' | 'chain' | 'root';
+  serial: string;
+  notAfterSeconds: number;
+}
+
+/** The expiry of each certificate in `pem`: the first is `first`, the rest `rest`; nothing for unparsable PEM. */
+function certificateFacts(pem: string, first: CertificateFacts['kind'], rest: CertificateFacts['kind']) {
+  try {
+    return certificatesOf(pem).map(
+      (c, i): CertificateFacts => ({
+        kind: i === 0 ? first : rest,
+        serial: c.serialNumber,
+        notAfterSeconds: c.validToDate.getTime() / 1000,
+      }),
+    );
+  } catch {
+    return [];
+  }
+}
+
+export class CertificateMetrics {
+  #source: CertificateSource | undefined;
+  #roots: () => string | undefined = () => undefined;
+  /** The last certificate set seen, parsed once; kept after the source drops an expired one. */
+  #chain = '';
+  #bundle = '';
+  #facts: CertificateFacts[] = [];
+  #hadCertificate = false;
+  readonly #rotations: Counter;
+  readonly #renewalFailures: Counter<'reason'>;
+
+  constructor(registry: Registry) {
+    registry.registerMetric(
+      new ScrapedMetric(
+        'weft_proxy_certificate_expiry_timestamp_seconds',
+        'notAfter of the workload certificate (leaf), the CA certificates sent with it (chain) and the trust bundle (root)',
+        'gauge',
+        () => this.#samples(),
+      ) as unknown as Metric,
+    );
+    this.#rotations = new Counter({
+      name: 'weft_proxy_certificate_rotations_total',
+      help: 'Workload certificates that replaced a previous one',
+      registers: [registry],
+    });
+    this.#renewalFailures = new Counter({
+      name: 'weft_proxy_certificate_renewal_failures_total',
+      help: 'Failed attempts to get a workload certificate from the mesh CA, by WEFT_ERR reason',
+      labelNames: ['reason'],
+      registers: [registry],
+    });
+  }
+
+  /**
+   * Follows the proxy's identity source: rotations as they happen, expiries read at scrape time. `roots`: the trust
+   * bundle of the config being served, which takes precedence over the source's.
+   */
+  watch(source: CertificateSource, roots: () => string | undefined): void {
+    this.#source = source;
+    this.#roots = roots;
+    this.#hadCertificate = source.current() !== undefined;
+    source.on('change', () => {
+      if (this.#hadCertificate) this.#rotations.inc();
+      this.#hadCertificate = true;
+    });
+    // A WorkloadIdentity says when a renewal failed; other sources never emit it.
+    (source as unknown as EventEmitter).on('renewalFailed', (err: { code?: unknown }) => {
+      this.#renewalFailures.inc({ reason: typeof err?.code === 'string' ? err.code : 'WEFT_ERR_CA_UNREACHABLE' });
+    });
+  }
+
+  #samples(): Sample[] {
+    const creds = this.#source?.current();
+    if (creds !== undefined) {
+      const bundle = this.#roots() ?? creds.rootCAs;
+      if (creds.certChain !== this.#chain || bundle !== this.#bundle) {
+        this.#chain = creds.certChain;
+        this.#bundle = bundle;
+        this.#facts = [
+          ...certificateFacts(creds.certChain, 'leaf', 'chain'),
+          ...certificateFacts(bundle, 'root', 'root'),
+        ];
+      }
+    }
+    return this.#facts.map((f) => ({ labels: { kind: f.kind, serial_number: f.serial }, value: f.notAfterSeconds }));
   }
 }

@@ -179,7 +179,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
     const config = parseProxyConfig(input);
     if (options.mode !== undefined && config.proxy.mode !== options.mode) {
       throw new ConfigError([
-        { path: 'proxy.mode', reason: `is ${config.proxy.mode}, this proxy runs as ${options.mode}` },
+        { path: 'proxy.mode', reason: `config is for a ${config.proxy.mode} proxy, this one runs as ${options.mode}` },
       ]);
     }
     return compileConfig(config, registry);

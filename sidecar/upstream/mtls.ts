@@ -126,6 +126,8 @@ export interface MeshTlsOptions {
   connectTimeoutMs?: number;
   /** Milliseconds since the epoch (tests). */
   now?: () => number;
+  /** Told of each outbound connection: up (`socket`) or failed (`err`, before it is turned into a ProxyError). */
+  stats?: { outbound(peerIdentity: string, err: Error | null, socket?: TLSSocket): void };
 }
 
 /**
@@ -136,6 +138,7 @@ export class MeshTls extends EventEmitter implements MeshTransport {
   readonly #source: IdentitySource | undefined;
   readonly #connectTimeoutMs: number;
   readonly #now: () => number;
+  readonly #stats: MeshTlsOptions['stats'];
   readonly #servers = new Set<TlsServer>();
   #configRoots: string | undefined;
   #trustPrefix: string | undefined;
@@ -149,6 +152,7 @@ export class MeshTls extends EventEmitter implements MeshTransport {
     this.#source = options.source;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
     this.#now = options.now ?? Date.now;
+    this.#stats = options.stats;
     this.#source?.on('change', this.#onSourceEvent);
     this.#source?.on('expired', this.#onSourceEvent);
     this.#armExpiry();
@@ -213,16 +217,20 @@ export class MeshTls extends EventEmitter implements MeshTransport {
     try {
       context = this.#clientContext();
     } catch (err) {
-      callback(
-        new ProxyError(ProxyErrorCode.NoCertificate, 503, `workload credentials unusable: ${(err as Error).message}`, {
-          cause: err,
-        }),
-        null,
+      const unusable = new ProxyError(
+        ProxyErrorCode.NoCertificate,
+        503,
+        `workload credentials unusable: ${(err as Error).message}`,
+        { cause: err },
       );
+      this.#stats?.outbound(peer.identity, unusable);
+      callback(unusable, null);
       return;
     }
     if (context === undefined) {
-      callback(this.unavailable()!, null);
+      const unavailable = this.unavailable()!;
+      this.#stats?.outbound(peer.identity, unavailable);
+      callback(unavailable, null);
       return;
     }
     const socket = tlsConnect({
@@ -250,6 +258,7 @@ export class MeshTls extends EventEmitter implements MeshTransport {
       socket.off('secureConnect', onSecure);
       socket.off('error', onError);
       socket.setTimeout(0);
+      this.#stats?.outbound(peer.identity, err, socket);
       if (err === null) callback(null, socket);
       else {
         socket.destroy();
