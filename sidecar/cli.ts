@@ -10,6 +10,7 @@ import { readConfigFile, watchConfigFile } from './config-file.ts';
 import { APP_PROBES_ENV, type AppProbes, parseAppProbes } from './config/app-probes.ts';
 import { PROXY_ID, PUSH_DEFAULT_PORT, PUSH_SERVER_NAME } from './config/push-api.ts';
 import { WorkloadIdentity } from './identity/workload-cert.ts';
+import { configRejectReason } from './metrics.ts';
 import { type RunningProxy, startProxy } from './proxy.ts';
 import { runProxyWaitCli, WAIT } from './proxy-wait.ts';
 import { PushClient } from './push/client.ts';
@@ -96,6 +97,8 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
     .option('--otlp-endpoint <url>', 'export spans over OTLP/HTTP to this collector (e.g. http://jaeger:4318)')
     .option('--trace-sample-ratio <ratio>', 'share of new traces recorded, 0–1 (default 1)', ratio)
     .option('--trace-service-name <name>', 'service.name of the spans (default weft-proxy)')
+    .option('--access-log', 'log one JSON line per request (docs/logging.md); off by default')
+    .option('--access-log-sample-ratio <ratio>', 'with --access-log: share of requests logged, 0–1 (default 1)', ratio)
     .addOption(
       new Option('--app-probes <json>', 'the app probes to serve at /app-health/… (the weft.dev/app-probes JSON)')
         .env(APP_PROBES_ENV)
@@ -128,6 +131,8 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
     otlpEndpoint?: string;
     traceSampleRatio?: number;
     traceServiceName?: string;
+    accessLog?: boolean;
+    accessLogSampleRatio?: number;
     appProbes?: AppProbes;
   }>();
   if (opts.config !== undefined && opts.push !== undefined) {
@@ -137,6 +142,9 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
   }
   if (opts.config === undefined && opts.push === undefined) {
     usageError('give --config FILE or --push HOST:PORT');
+  }
+  if (opts.accessLogSampleRatio !== undefined && opts.accessLog !== true) {
+    usageError('--access-log-sample-ratio goes with --access-log');
   }
   if (opts.caUrl !== undefined && (opts.cert !== undefined || opts.key !== undefined)) {
     usageError('--ca-url and --cert/--key are mutually exclusive: the certificate comes from one');
@@ -203,6 +211,7 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
         opts.otlpEndpoint === undefined
           ? undefined
           : { endpoint: opts.otlpEndpoint, sampleRatio: opts.traceSampleRatio, serviceName: opts.traceServiceName },
+      accessLog: opts.accessLog ? { sampleRatio: opts.accessLogSampleRatio } : undefined,
       // Captured outbound connections: SO_ORIGINAL_DST when the native addon is built, else the Host header.
       originalDestination: opts.mode === 'sidecar' ? createOriginalDestinationLookup({ logger: log }) : undefined,
       appProbes: opts.appProbes,
@@ -224,6 +233,7 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
       credentials: () => source.current(),
       // A config the proxy refuses (validation, compilation, binding) is nacked; the last good one keeps serving.
       apply: (config, version) => proxy.update(config, version),
+      onInvalid: (err) => proxy.metrics.configRejected(configRejectReason(err)),
       logger: log,
     });
     push.on('rejected', (version, issues) =>

@@ -56,6 +56,11 @@ export interface PushClientOptions {
   credentials: () => PushCredentials | undefined | Promise<PushCredentials | undefined>;
   /** Applies a validated config (the proxy's `update`); a throw or rejection nacks it. */
   apply: (config: ProxyConfig, version: string) => void | Promise<void>;
+  /**
+   * Told of a config refused by the client's own checks (validation, proxy id), which never reached `apply`: the
+   * proxy's metrics count it, as `update` counts the configs it refuses itself.
+   */
+  onInvalid?: (err: unknown, version: string) => void;
   /** The version already running (e.g. from a config file), sent in hello so it is not sent again. */
   runningVersion?: string;
   /** Default 15 s. A ping still unanswered when the next one is due closes the connection. */
@@ -307,6 +312,7 @@ export class PushClient extends EventEmitter<Events> {
         continue;
       }
       let parsed: ProxyConfig;
+      let checked = false;
       try {
         parsed = parseProxyConfig(config);
         if (parsed.proxy.id !== this.#o.proxyId) {
@@ -314,8 +320,10 @@ export class PushClient extends EventEmitter<Events> {
             { path: 'proxy.id', reason: `is ${JSON.stringify(parsed.proxy.id)}, this proxy is ${this.#o.proxyId}` },
           ]);
         }
+        checked = true;
         await this.#o.apply(parsed, version);
       } catch (err) {
+        if (!checked) this.#o.onInvalid?.(err, version);
         const issues = issuesOf(err);
         this.#rejected = { version, issues };
         this.#log.warn(
