@@ -17,6 +17,9 @@
 //   must exist, the defaults a real server applies (Service type/ports/clusterIP, the Gateway API CRD defaults);
 // - TokenReview (authentication.k8s.io/v1) answered by a function the test sets; Leases (coordination.k8s.io/v1),
 //   whose MicroTime fields must have six fractional digits as metav1.MicroTime requires.
+// - mutating admission (admission.ts): a create calls the webhooks of the MutatingWebhookConfigurations stored here
+//   over HTTPS (selectors, failurePolicy, caBundle, timeout), Service-backed ones at the address `resolveService`
+//   gives;
 //
 // Test controls: failNext (an error status or a dropped connection for the next matching requests), dropWatches
 // (connections cut), endWatches (closed cleanly), expireNextWatch (410 for the next watch), compact (forget the
@@ -26,6 +29,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { AdmissionError, mutatingAdmission, type ServiceResolver } from './admission.ts';
 import { jsonPatch, mergePatch, PatchError } from './patch.ts';
 import { apiVersionOf, groupResource, RESOURCE_TYPES, type ResourceType } from './resource-types.ts';
 import {
@@ -122,6 +126,8 @@ export interface TestApiServerOptions {
   tokenReview?: (spec: TokenReviewSpec) => TokenReviewStatus | Promise<TokenReviewStatus>;
   /** Cut every watch after this long (a real server ends watches after 5–10 min). Default: never. */
   watchTimeoutMs?: number;
+  /** Where admission webhooks backed by a Service are reached (see admission.ts). */
+  resolveService?: ServiceResolver;
 }
 
 interface StoredEvent {
@@ -216,7 +222,9 @@ function qualifiedResource(t: ResourceType): string {
 
 export class TestApiServer extends EventEmitter<{ request: [RequestRecord]; event: [StoredEvent] }> {
   readonly requests: RequestRecord[] = [];
-  readonly #o: Required<Omit<TestApiServerOptions, 'token' | 'tokenReview' | 'watchTimeoutMs' | 'crds'>> &
+  readonly #o: Required<
+    Omit<TestApiServerOptions, 'token' | 'tokenReview' | 'watchTimeoutMs' | 'crds' | 'resolveService'>
+  > &
     TestApiServerOptions;
   readonly #server: Server;
   readonly #types = new Map<string, ResourceType>(); // gr → type
@@ -233,6 +241,9 @@ export class TestApiServer extends EventEmitter<{ request: [RequestRecord]; even
   #nextIp = 1;
   #url = '';
   tokenReview: (spec: TokenReviewSpec) => TokenReviewStatus | Promise<TokenReviewStatus>;
+  resolveService: ServiceResolver | undefined;
+  /** Every admission webhook call: the webhook's name and what came of it. */
+  readonly admissions: { webhook: string; outcome: string }[] = [];
 
   constructor(options: TestApiServerOptions = {}) {
     super();
@@ -244,6 +255,7 @@ export class TestApiServer extends EventEmitter<{ request: [RequestRecord]; even
       ...options,
     };
     this.tokenReview = options.tokenReview ?? (() => ({ authenticated: false, error: 'token not recognized' }));
+    this.resolveService = options.resolveService;
     for (const t of RESOURCE_TYPES) {
       const gr = groupResource(t);
       this.#types.set(gr, t);
@@ -616,7 +628,10 @@ export class TestApiServer extends EventEmitter<{ request: [RequestRecord]; even
       case 'get':
         return [200, this.#present(t, version, this.#mustGet(t, p.namespace, p.name as string))];
       case 'create':
-        return [201, this.#create(t, version, p.namespace, body, dryRun)];
+        return [
+          201,
+          this.#create(t, version, p.namespace, await this.#admit(t, version, p.namespace, body, dryRun), dryRun),
+        ];
       case 'update':
         return [200, this.#update(t, version, p, body, dryRun)];
       case 'patch':
@@ -718,6 +733,41 @@ export class TestApiServer extends EventEmitter<{ request: [RequestRecord]; even
         items,
       },
     ];
+  }
+
+  /** The object after mutating admission (the body unchanged when no webhook applies). */
+  async #admit(t: ResourceType, version: string, namespace: string | undefined, body: unknown, dryRun: boolean) {
+    const configurations = [
+      ...this.#objects.get('admissionregistration.k8s.io/mutatingwebhookconfigurations')!.values(),
+    ];
+    if (configurations.length === 0) return body;
+    const object = clone(this.#bodyObject(t, version, body));
+    object.apiVersion = apiVersionOf(t.group, version);
+    object.kind = t.kind;
+    if (t.namespaced) metaOf(object).namespace = namespace;
+    // Webhooks see the object after decoding, which applies the defaults.
+    if (this.#o.defaulting) t.defaults?.(object);
+    const ns = namespace === undefined ? undefined : this.#objects.get('/namespaces')!.get(namespace);
+    try {
+      return await mutatingAdmission({
+        configurations,
+        operation: 'CREATE',
+        group: t.group,
+        version,
+        resource: t.plural,
+        kind: t.kind,
+        namespaced: t.namespaced,
+        namespace,
+        namespaceLabels: ((ns?.metadata as Meta | undefined)?.labels ?? {}) as Record<string, string>,
+        object,
+        dryRun,
+        resolveService: this.resolveService,
+        onCall: (webhook, outcome) => this.admissions.push({ webhook, outcome }),
+      });
+    } catch (err) {
+      if (err instanceof AdmissionError) throw new ApiError(err.code, err.reason, err.message);
+      throw err;
+    }
   }
 
   async #tokenReview(body: unknown): Promise<Obj> {

@@ -327,6 +327,30 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
     verbs: ALL_VERBS,
   },
   {
+    group: 'admissionregistration.k8s.io',
+    versions: ['v1'],
+    kind: 'MutatingWebhookConfiguration',
+    plural: 'mutatingwebhookconfigurations',
+    singular: 'mutatingwebhookconfiguration',
+    namespaced: false,
+    status: false,
+    generation: true,
+    crd: false,
+    verbs: ALL_VERBS,
+    defaults: (o) => {
+      for (const w of arr(o.webhooks)) {
+        w.failurePolicy ??= 'Fail';
+        w.matchPolicy ??= 'Equivalent';
+        w.reinvocationPolicy ??= 'Never';
+        w.timeoutSeconds ??= 10;
+        w.namespaceSelector ??= {};
+        w.objectSelector ??= {};
+        const service = rec(rec(w.clientConfig)?.service);
+        if (service) service.port ??= 443;
+      }
+    },
+  },
+  {
     group: 'authentication.k8s.io',
     versions: ['v1'],
     kind: 'TokenReview',
