@@ -10,7 +10,7 @@ export interface KindInfo {
   versions: readonly string[];
   plural: string;
   namespaced: boolean;
-  /** Defined by a CRD the user installs (Gateway API): may be absent, and is then skipped, not an error. */
+  /** Defined by a CRD (Gateway API's, weft's own): may be absent, and is then skipped, not an error. */
   optional: boolean;
   /** Server-side filter of the informer's list and watch. */
   fieldSelector?: string;
@@ -54,6 +54,8 @@ export const WATCHED_KINDS: readonly KindInfo[] = [
   // Only certificates: a Gateway listener can use nothing else, and other Secrets are none of weft's business.
   { ...core('Secret', 'secrets'), fieldSelector: 'type=kubernetes.io/tls' },
   core('ConfigMap', 'configmaps'),
+  // weft's own parameters kind: its CRD comes with the chart, and a cluster without it simply has none.
+  { ...core('ProxySettings', 'proxysettings', true, 'weft.dev', 'v1alpha1'), optional: true },
 ];
 
 export const KIND_INFO: ReadonlyMap<ResourceKind, KindInfo> = new Map(WATCHED_KINDS.map((k) => [k.kind, k]));

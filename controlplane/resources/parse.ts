@@ -76,6 +76,7 @@ const NAME_FORMAT: Record<ResourceKind, keyof typeof FORMAT_TEXT> = {
   Namespace: 'label',
   Secret: 'subdomain',
   ConfigMap: 'subdomain',
+  ProxySettings: 'subdomain',
 };
 
 function nameMatches(format: keyof typeof FORMAT_TEXT, s: string): boolean {
@@ -101,6 +102,8 @@ const intOrString = z.union([port, nonEmpty], {
         ? 'must be an integer between 1 and 65535 or a port name'
         : `expected integer or string, got ${describe(iss.input)}`,
 });
+
+const quantities = z.record(z.string(), z.union([z.string(), z.number()]));
 
 const labelSelector = obj({
   matchLabels: strMap.optional(),
@@ -255,6 +258,11 @@ const SCHEMAS: Record<ResourceKind, z.ZodType> = {
       gatewayClassName: nonEmpty,
       listeners: z.array(listener).min(1),
       addresses: z.array(obj({ type: str.optional(), value: str.optional() })).optional(),
+      infrastructure: obj({
+        labels: strMap.optional(),
+        annotations: strMap.optional(),
+        parametersRef: obj({ group: str, kind: nonEmpty, name: nonEmpty }).optional(),
+      }).optional(),
     }),
   }),
   HTTPRoute: obj({
@@ -366,6 +374,18 @@ const SCHEMAS: Record<ResourceKind, z.ZodType> = {
   Namespace: obj({}),
   Secret: obj({ type: str.optional(), data: z.record(z.string(), base64).optional(), stringData: strMap.optional() }),
   ConfigMap: obj({ data: strMap.optional(), binaryData: z.record(z.string(), base64).optional() }),
+  // The CRD's types (charts/weft/crds/weft.dev_proxysettings.yaml); what the values mean is checked by the
+  // translator, which reports a bad value on the GatewayClass or Gateway that uses it.
+  ProxySettings: obj({
+    spec: obj({
+      replicas: z.int().min(0).optional(),
+      resources: obj({ requests: quantities.optional(), limits: quantities.optional() }).optional(),
+      service: obj({
+        type: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer']).optional(),
+        annotations: strMap.optional(),
+      }).optional(),
+    }),
+  }),
 };
 
 // ---- helpers ----

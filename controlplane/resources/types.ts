@@ -96,6 +96,13 @@ export interface LabelSelector {
   matchExpressions?: { key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }[];
 }
 
+/** Gateway `spec.infrastructure` (GatewayInfrastructure). */
+export interface GatewayInfrastructure {
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  parametersRef?: { group: string; kind: string; name: string };
+}
+
 export interface GatewayAddress {
   type?: string;
   value: string;
@@ -109,7 +116,7 @@ export interface Gateway {
     gatewayClassName: string;
     listeners: Listener[];
     addresses?: GatewayAddress[];
-    infrastructure?: unknown;
+    infrastructure?: GatewayInfrastructure;
     tls?: {
       frontend?: unknown;
       backend?: unknown;
@@ -346,6 +353,31 @@ export interface ConfigMap {
   data?: Record<string, string>;
 }
 
+// ---- weft's own kinds ----
+
+export const WEFT_GROUP = 'weft.dev';
+
+/** Resource requests or limits: quantity strings (`100m`, `128Mi`) or plain numbers, by resource name. */
+export type ResourceQuantities = Record<string, string | number>;
+
+/**
+ * How weft runs a Gateway's edge proxy (the Deployment and Service it provisions), referenced by a GatewayClass
+ * `parametersRef` (defaults for the class) or a Gateway `spec.infrastructure.parametersRef` (overrides).
+ */
+export interface ProxySettings {
+  apiVersion: string;
+  kind: 'ProxySettings';
+  metadata: ObjectMeta;
+  spec: {
+    replicas?: number;
+    resources?: { requests?: ResourceQuantities; limits?: ResourceQuantities };
+    service?: {
+      type?: 'ClusterIP' | 'NodePort' | 'LoadBalancer';
+      annotations?: Record<string, string>;
+    };
+  };
+}
+
 export type Resource =
   | GatewayClass
   | Gateway
@@ -358,7 +390,8 @@ export type Resource =
   | Deployment
   | Namespace
   | Secret
-  | ConfigMap;
+  | ConfigMap
+  | ProxySettings;
 
 export type ResourceKind = Resource['kind'];
 
@@ -376,6 +409,7 @@ export const KIND_API_VERSIONS: Record<ResourceKind, readonly string[]> = {
   Namespace: ['v1'],
   Secret: ['v1'],
   ConfigMap: ['v1'],
+  ProxySettings: ['weft.dev/v1alpha1'],
 };
 
 /** Kinds that live in a namespace (everything but GatewayClass and Namespace). */

@@ -14,6 +14,7 @@ import { cond, Reason } from './conditions.ts';
 import { SUPPORTED_FEATURES } from './features.ts';
 import { intersectHostnames } from './hostnames.ts';
 import { hostnameProblem } from './hostnames.ts';
+import { classProxySettings, gatewayProxySettings } from './proxy-settings.ts';
 import { referenceAllowed } from './reference-grant.ts';
 import type { ConditionOut, GatewayClassStatusOut, ListenerStatusOut } from './types.ts';
 
@@ -49,20 +50,16 @@ export interface GatewayState {
   listeners: ListenerState[];
 }
 
-export function gatewayClassStatus(gc: GatewayClass): { status: GatewayClassStatusOut; accepted: boolean } {
+export function gatewayClassStatus(
+  gc: GatewayClass,
+  snapshot: ResourceSnapshot,
+): { status: GatewayClassStatusOut; accepted: boolean } {
   const gen = gc.metadata.generation ?? 1;
-  let accepted = cond('Accepted', true, Reason.Accepted, 'GatewayClass is accepted by weft', gen);
-  if (gc.spec.parametersRef) {
-    const p = gc.spec.parametersRef;
-    // weft's ProxySettings kind arrives with the Kubernetes work; until then any parametersRef is refused loudly.
-    accepted = cond(
-      'Accepted',
-      false,
-      Reason.InvalidParameters,
-      `parametersRef ${p.group}/${p.kind} ${p.name} is not a parameters kind weft supports`,
-      gen,
-    );
-  }
+  // A parametersRef must name an existing, valid ProxySettings (weft's parameters kind).
+  const params = classProxySettings(snapshot, gc);
+  const accepted = params.ok
+    ? cond('Accepted', true, Reason.Accepted, 'GatewayClass is accepted by weft', gen)
+    : cond('Accepted', false, Reason.InvalidParameters, params.message, gen);
   return {
     accepted: accepted.status === 'True',
     status: {
@@ -104,16 +101,10 @@ export function buildGateway(snapshot: ResourceSnapshot, gw: Gateway, opts: Gate
 
   // Gateway-level problems.
   let accepted: ConditionOut | undefined;
-  if (gw.spec.infrastructure && (gw.spec.infrastructure as { parametersRef?: unknown }).parametersRef) {
-    const p = (gw.spec.infrastructure as { parametersRef: { group: string; kind: string; name: string } })
-      .parametersRef;
-    accepted = cond(
-      'Accepted',
-      false,
-      Reason.InvalidParameters,
-      `infrastructure.parametersRef ${p.group}/${p.kind} ${p.name} is not a parameters kind weft supports`,
-      gen,
-    );
+  // The Gateway's own parametersRef, merged over its (accepted) class's.
+  if (gw.spec.infrastructure?.parametersRef) {
+    const params = gatewayProxySettings(snapshot, gw, snapshot.get('GatewayClass', gw.spec.gatewayClassName));
+    if (!params.ok) accepted = cond('Accepted', false, Reason.InvalidParameters, params.message, gen);
   }
   if (!accepted && gw.spec.tls?.backend !== undefined)
     accepted = cond(

@@ -103,7 +103,7 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions 
   for (const gc of snapshot.list('GatewayClass')) {
     if (gc.spec.controllerName !== ctx.controllerName) continue;
     ourClasses.add(gc.metadata.name);
-    const { status, accepted } = gatewayClassStatus(gc);
+    const { status, accepted } = gatewayClassStatus(gc, snapshot);
     if (accepted) acceptedClasses.add(gc.metadata.name);
     ctx.statuses.push(status);
   }

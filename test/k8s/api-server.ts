@@ -116,7 +116,10 @@ export interface TestApiServerOptions {
   bookmarkIntervalMs?: number;
   /** Require `Authorization: Bearer <token>` on every request. */
   token?: string;
-  /** CRD-defined kinds installed at start: all of them (default), none, or these kinds. */
+  /**
+   * CRD-defined kinds installed at start: all of them (default), none, or these kinds — a list names Gateway API
+   * kinds, and weft's own (ProxySettings) are installed with any list (uninstallCrd removes them).
+   */
   crds?: 'all' | 'none' | string[];
   /** Apply the defaults a real server applies. Default true. */
   defaulting?: boolean;
@@ -173,6 +176,7 @@ class ApiError extends Error {
 }
 
 const MAX_BODY = 3 * 1024 * 1024;
+const WEFT_GROUP = 'weft.dev';
 const MICRO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/;
 
 const rfc3339 = (d = new Date()) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -262,7 +266,8 @@ export class TestApiServer extends EventEmitter<{ request: [RequestRecord]; even
       this.#objects.set(gr, new Map());
       if (t.crd) {
         const crds = options.crds ?? 'all';
-        const on = crds === 'all' || (Array.isArray(crds) && crds.includes(t.kind));
+        // A list names Gateway API kinds; weft's own CRDs (group weft.dev) come with any list.
+        const on = crds === 'all' || (Array.isArray(crds) && (crds.includes(t.kind) || t.group === WEFT_GROUP));
         this.#served.set(gr, new Set(on ? t.versions : []));
       }
     }
@@ -705,10 +710,14 @@ export class TestApiServer extends EventEmitter<{ request: [RequestRecord]; even
         kind: 'CustomResourceDefinition',
         metadata: {
           name: `${t.plural}.${t.group}`,
-          annotations: {
-            'gateway.networking.k8s.io/bundle-version': 'v1.4.0',
-            'gateway.networking.k8s.io/channel': 'standard',
-          },
+          ...(t.group === WEFT_GROUP
+            ? {}
+            : {
+                annotations: {
+                  'gateway.networking.k8s.io/bundle-version': 'v1.4.0',
+                  'gateway.networking.k8s.io/channel': 'standard',
+                },
+              }),
         },
         spec: {
           group: t.group,

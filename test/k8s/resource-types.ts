@@ -393,6 +393,19 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
     status: false,
     generation: true,
   }),
+  // weft's own CRD (charts/weft/crds).
+  {
+    group: 'weft.dev',
+    versions: ['v1alpha1'],
+    kind: 'ProxySettings',
+    plural: 'proxysettings',
+    singular: 'proxysettings',
+    namespaced: true,
+    status: false,
+    generation: true,
+    crd: true,
+    verbs: ALL_VERBS,
+  },
 ];
 
 /** `group/plural` (core: `/plural`): the storage key shared by every version of a resource. */
