@@ -20,6 +20,9 @@
 // - mutating admission (admission.ts): a create calls the webhooks of the MutatingWebhookConfigurations stored here
 //   over HTTPS (selectors, failurePolicy, caBundle, timeout), Service-backed ones at the address `resolveService`
 //   gives;
+// - the services proxy subresource (`/api/v1/namespaces/<ns>/services/[scheme:]<name>[:port]/proxy/<path>`), which
+//   forwards the request to the address `resolveService` gives for the Service's port (503 when none, as a real
+//   server answers for a Service without endpoints);
 //
 // Test controls: failNext (an error status or a dropped connection for the next matching requests), dropWatches
 // (connections cut), endWatches (closed cleanly), expireNextWatch (410 for the next watch), compact (forget the
@@ -27,7 +30,14 @@
 
 import { randomBytes, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  request as httpRequest,
+  createServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { AdmissionError, mutatingAdmission, type ServiceResolver } from './admission.ts';
 import { jsonPatch, mergePatch, PatchError } from './patch.ts';
@@ -176,6 +186,8 @@ class ApiError extends Error {
 }
 
 const MAX_BODY = 3 * 1024 * 1024;
+/** `/api/v1/namespaces/<ns>/services/<[scheme:]name[:port]>/proxy[/<path>]`. */
+const SERVICE_PROXY = /^\/api\/v1\/namespaces\/([^/]+)\/services\/([^/]+)\/proxy(\/.*)?$/;
 const WEFT_GROUP = 'weft.dev';
 const MICRO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/;
 
@@ -486,6 +498,12 @@ export class TestApiServer extends EventEmitter<{ request: [RequestRecord]; even
       return done(code);
     }
     try {
+      const proxied = SERVICE_PROXY.exec(url.pathname);
+      if (proxied) {
+        const [, namespace, target, rest] = proxied.map((x) => (x === undefined ? x : decodeURIComponent(x)));
+        Object.assign(record, { verb: 'other', resource: 'services', subresource: 'proxy', namespace });
+        return done(await this.#serviceProxy(req, res, namespace, target, `${rest ?? '/'}${url.search}`, record));
+      }
       const body = ['POST', 'PUT', 'PATCH', 'DELETE'].includes(record.method) ? await this.#readBody(req) : undefined;
       if (verb === 'watch' && parsed.type) {
         const code = this.#watch(req, res, parsed, query, record);
@@ -506,6 +524,57 @@ export class TestApiServer extends EventEmitter<{ request: [RequestRecord]; even
       this.#sendError(res, e);
       return done(e.code);
     }
+  }
+
+  /** The services proxy: the request, forwarded to where `resolveService` says the Service's port is served. */
+  async #serviceProxy(
+    req: IncomingMessage,
+    res: ServerResponse,
+    namespace: string,
+    target: string,
+    path: string,
+    record: RequestRecord,
+  ): Promise<number> {
+    const parts = target.split(':');
+    const scheme = parts.length > 1 && (parts[0] === 'http' || parts[0] === 'https') ? parts.shift() : 'http';
+    const [name, portRef] = parts;
+    record.name = name;
+    const service = this.#mustGet(this.#typeByKind('Service'), namespace, name);
+    const ports = ((service.spec as Obj | undefined)?.ports ?? []) as { name?: string; port: number }[];
+    const port =
+      portRef === undefined
+        ? ports.length === 1
+          ? ports[0]
+          : undefined
+        : ports.find((p) => String(p.port) === portRef || p.name === portRef);
+    if (!port)
+      throw new ApiError(503, 'ServiceUnavailable', `no endpoints available for service "${name}:${portRef ?? ''}"`);
+    const address = this.resolveService?.(namespace, name, port.port);
+    if (!address) throw new ApiError(503, 'ServiceUnavailable', `no endpoints available for service "${name}"`);
+    const headers = { ...req.headers };
+    delete headers.host;
+    delete headers.authorization;
+    return new Promise((resolve) => {
+      const upstream = (scheme === 'https' ? httpsRequest : httpRequest)(
+        { host: address.host, port: address.port, method: req.method, path, headers, rejectUnauthorized: false },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+          up.on('end', () => resolve(up.statusCode ?? 502));
+        },
+      );
+      upstream.setTimeout(10_000, () => upstream.destroy(new Error('timeout')));
+      upstream.on('error', (err) => {
+        if (res.headersSent) res.destroy();
+        else
+          this.#sendError(
+            res,
+            new ApiError(503, 'ServiceUnavailable', `error trying to reach service: ${err.message}`),
+          );
+        resolve(503);
+      });
+      req.pipe(upstream);
+    });
   }
 
   #verbOf(method: string, p: Parsed, watch: boolean): RequestRecord['verb'] {
