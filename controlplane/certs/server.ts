@@ -26,6 +26,12 @@ export const CA_SERVER_DNS_NAMES = ['weft-ca', 'localhost'];
 export const CA_SERVER_IPS = ['127.0.0.1'];
 const SERVING_LIFETIME_MS = 24 * 60 * 60 * 1000;
 
+/** What the CA endpoint reports to the control plane's metrics (ControlPlaneMetrics implements it). */
+export interface CaMetrics {
+  /** One certificate request: issued, refused (`reason` its WEFT_ERR code) or failed (WEFT_ERR_INTERNAL). */
+  certificateRequest(result: 'issued' | 'refused' | 'failed', reason?: string): void;
+}
+
 export interface CAServerOptions {
   ca: MeshCA;
   verifier: TokenVerifier;
@@ -41,6 +47,7 @@ export interface CAServerOptions {
   rateLimit?: Omit<RateLimitOptions, 'now'>;
   logger?: Logger;
   now?: () => number;
+  metrics?: CaMetrics;
 }
 
 export interface CAServer {
@@ -176,6 +183,7 @@ export async function startCAServer(options: CAServerOptions): Promise<CAServer>
         },
         'certificate issued',
       );
+      options.metrics?.certificateRequest('issued');
       const response: CertificateResponse = {
         certChain: issued.certChainPem,
         rootCAs: issued.rootCAsPem,
@@ -196,6 +204,7 @@ export async function startCAServer(options: CAServerOptions): Promise<CAServer>
           },
           'certificate request refused',
         );
+        options.metrics?.certificateRequest('refused', err.code);
         const headers: Record<string, string> = {};
         if (err.code === 'WEFT_ERR_RATE_LIMITED') {
           headers['retry-after'] = String(Math.max(1, Math.ceil(Number(err.details.retryAfterMs) / 1000)));
@@ -212,6 +221,7 @@ export async function startCAServer(options: CAServerOptions): Promise<CAServer>
       }
       // A bug or a broken dependency: the details go to the log only.
       const code: CaErrorCode = 'WEFT_ERR_INTERNAL';
+      options.metrics?.certificateRequest('failed', code);
       log.error(
         { event: 'certificate.refused', code, status: CA_ERROR_STATUS[code], err, remote },
         'certificate request failed',

@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Logger, pino } from 'pino';
+import { ControlPlaneMetrics } from '../admin/metrics.ts';
 import { type AdminServer, startAdminServer, type Readiness } from '../admin/server.ts';
 import { CaSetupError, type CAServer, DEFAULT_LEAF_LIFETIME_MS, type MeshCA, startCAServer } from '../certs/index.ts';
 import { snapshotAuthorizer } from '../push/identity.ts';
@@ -162,6 +163,8 @@ export class ClusterControlPlane {
   #publisher: RootCaPublisher | undefined;
   #caBundle: WebhookCaBundle | undefined;
   #admin: AdminServer | undefined;
+  /** Served at the admin endpoint's /metrics. */
+  readonly metrics = new ControlPlaneMetrics();
   #caServer: CAServer | undefined;
   #push: PushServer | undefined;
   #webhook: HostedWebhook | undefined;
@@ -274,6 +277,7 @@ export class ClusterControlPlane {
       proxies: () => this.#push?.records() ?? [],
       statuses: () => this.#k8s?.pipeline.statuses.entries().map(([, s]) => s) ?? [],
       runners: () => this.#supervisor?.status() ?? [],
+      metrics: this.metrics.registry,
     });
     const { ca, created } = await this.#retrying('loading the mesh CA', () =>
       loadOrCreateCaSecret({
@@ -286,6 +290,7 @@ export class ClusterControlPlane {
     );
     this.#checkOpen();
     this.#ca = ca;
+    this.metrics.watchCa(ca);
     this.log.info(
       { event: 'ca.loaded', secret: `${o.namespace}/${o.caSecret}`, created, notAfter: ca.notAfter.toISOString() },
       `mesh CA ${created ? 'created in' : 'loaded from'} Secret ${o.namespace}/${o.caSecret}`,
@@ -312,6 +317,8 @@ export class ClusterControlPlane {
       leader: o.leaderElect ? (o.leader ?? {}) : false,
     });
     this.#k8s = k8s;
+    this.metrics.watchPipeline(k8s.pipeline);
+    this.metrics.watchStatusWriter(k8s.writer);
     this.#publisher = new RootCaPublisher({
       client: this.#client,
       snapshots: k8s.pipeline.snapshots,
@@ -345,6 +352,7 @@ export class ClusterControlPlane {
       serverNames: { dnsNames },
       leafLifetimeMs: o.certTtlMs,
       logger: this.log,
+      metrics: this.metrics,
     });
     this.#push = await startPushServer({
       configs: k8s.pipeline.proxies,
@@ -354,6 +362,7 @@ export class ClusterControlPlane {
       host: o.host,
       serverNames: { dnsNames },
       logger: this.log,
+      metrics: this.metrics,
     });
     this.#checkOpen();
     if (o.webhook) await this.#startWebhook(o.webhook, ca, dnsNames);

@@ -16,6 +16,7 @@ import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type Logger, pino } from 'pino';
 import type { ProxyConfig } from '../../sidecar/config/proxy-config.ts';
+import { ControlPlaneMetrics } from '../admin/metrics.ts';
 import { type AdminServer, startAdminServer } from '../admin/server.ts';
 import { BootstrapTokens, type CAServer, MeshCA, startCAServer } from '../certs/index.ts';
 import { snapshotAuthorizer } from '../push/identity.ts';
@@ -125,6 +126,8 @@ export class LocalMesh {
   #supervisor: Supervisor | undefined;
   #push: PushServer | undefined;
   #admin: AdminServer | undefined;
+  /** The control plane's metrics (admin /metrics): push, CA, translation. */
+  readonly metrics = new ControlPlaneMetrics();
   /** Control-plane spans (translate cycles, pushes) when `tracing` is set. */
   #tracing: ControlPlaneTracing | undefined;
   /** The trust bundle file every proxy gets with `--roots`. */
@@ -206,6 +209,7 @@ export class LocalMesh {
 
     const caDir = path.join(this.o.stateDir, 'ca');
     this.#ca = await MeshCA.loadOrCreate(caDir, { trustDomain: this.o.trustDomain });
+    this.metrics.watchCa(this.#ca);
     this.#tokens = await BootstrapTokens.loadOrCreate(caDir);
     const host = this.o.controlPlaneHost;
     this.#rootsFile = path.join(this.o.stateDir, 'roots.pem');
@@ -231,6 +235,7 @@ export class LocalMesh {
       translate: (snapshot, options) => this.#translateLocal(snapshot, options),
       logger: this.log,
     });
+    this.#unsubscribes.push(this.metrics.watchPipeline(this.#pipeline));
     if (this.o.tracing) {
       const { startControlPlaneTracing } = await import('../telemetry/tracing.ts');
       const options = { ...this.o.tracing, serviceName: 'weft-controlplane' };
@@ -300,6 +305,7 @@ export class LocalMesh {
         proxies: () => this.#push?.records() ?? [],
         statuses: () => this.#pipeline.statuses.entries().map(([, s]) => s),
         runners: () => this.#supervisor?.status() ?? [],
+        metrics: this.metrics.registry,
       }),
     );
     this.#out(
@@ -320,6 +326,7 @@ export class LocalMesh {
         serverNames: { ips: [host] },
         leafLifetimeMs: this.o.leafLifetimeMs,
         logger: this.log,
+        metrics: this.metrics,
       }),
     );
     // A restart binds the same port: the proxies were told this URL.
@@ -337,6 +344,7 @@ export class LocalMesh {
         host,
         serverNames: { ips: [host] },
         logger: this.log,
+        metrics: this.metrics,
       }),
     );
     this.o.pushPort = this.#push.port;

@@ -46,6 +46,20 @@ const CLOSE_GRACE_MS = 2000;
 /** Characters of a nack reason kept in the record. */
 const MAX_REASON_CHARS = 500;
 
+/** How a pushed config ended: acked, nacked, or lost with its connection before either. */
+export type PushOutcome = 'ack' | 'nack' | 'error';
+
+/** What the push server reports to the control plane's metrics (ControlPlaneMetrics implements it). */
+export interface PushMetrics {
+  /** Proxies with an accepted connection, after each change. */
+  connectedProxies(count: number): void;
+  configSent(): void;
+  /** `seconds`: from writing the config to its answer, when it was the last config written on the connection. */
+  pushFinished(result: PushOutcome, seconds?: number): void;
+  /** A refused connection: its WEFT_ERR_PUSH code, or `tls` for a failed handshake. */
+  pushRefused(reason: string): void;
+}
+
 export interface PushServerOptions {
   /** The pipeline's per-proxy configs. */
   configs: WatchableMap<ProxyId, VersionedConfig>;
@@ -68,6 +82,7 @@ export interface PushServerOptions {
   forgetAfterMs?: number;
   logger?: Logger;
   now?: () => number;
+  metrics?: PushMetrics;
 }
 
 export interface ProxyRecord {
@@ -126,6 +141,8 @@ interface Conn {
   /** Last version written on this connection, and when. */
   lastSent: string | undefined;
   lastSentAt: number;
+  /** A config was written on this connection and is not answered yet. */
+  awaiting: boolean;
   /** The config waiting for the socket to drain. */
   pending: VersionedConfig | undefined;
   closing: boolean;
@@ -182,6 +199,7 @@ export class PushServer extends EventEmitter<Events> {
     this.#server.on('secureConnection', (socket) => this.#accept(socket));
     this.#server.on('tlsClientError', (err, socket) => {
       this.#stats.tlsFailures++;
+      this.#o.metrics?.pushRefused('tls');
       this.#log.warn(
         {
           event: 'tls.refused',
@@ -310,6 +328,7 @@ export class PushServer extends EventEmitter<Events> {
       record: undefined,
       lastSent: undefined,
       lastSentAt: 0,
+      awaiting: false,
       pending: undefined,
       closing: false,
       helloTimer: undefined,
@@ -384,6 +403,7 @@ export class PushServer extends EventEmitter<Events> {
         rec.lastAckedVersion = f.version;
         rec.lastAckedAt = iso(now);
         if (f.version === conn.lastSent) rec.lastAckLatencyMs = now - conn.lastSentAt;
+        this.#answered(conn, 'ack', f.version, now);
         this.#log.debug({ event: 'config.acked', proxyId: rec.proxyId, version: f.version }, 'config acked');
         this.emit('ack', rec.proxyId, f.version);
         return;
@@ -392,6 +412,7 @@ export class PushServer extends EventEmitter<Events> {
         rec.nacks++;
         const reason = summarize(f.issues);
         rec.lastNack = { version: f.version, reason, at: iso(now) };
+        this.#answered(conn, 'nack', f.version, now);
         this.#log.warn(
           {
             event: 'config.rejected',
@@ -428,6 +449,7 @@ export class PushServer extends EventEmitter<Events> {
     }
     conn.proxyId = f.proxyId;
     this.#byProxy.set(f.proxyId, conn);
+    this.#o.metrics?.connectedProxies(this.#byProxy.size);
     const now = this.#now();
     const old = this.#records.get(f.proxyId);
     const rec: RecordState = {
@@ -491,6 +513,8 @@ export class PushServer extends EventEmitter<Events> {
     this.#writeConfig(conn, vc);
     conn.lastSent = vc.version;
     conn.lastSentAt = now;
+    conn.awaiting = true;
+    this.#o.metrics?.configSent();
     conn.record.lastSentVersion = vc.version;
     conn.record.lastSentAt = iso(now);
     this.#stats.configsSent++;
@@ -526,6 +550,7 @@ export class PushServer extends EventEmitter<Events> {
     const proxyId = conn.proxyId ?? o.proxyId;
     if (!o.quiet) {
       this.#stats.refusals[code] = (this.#stats.refusals[code] ?? 0) + 1;
+      this.#o.metrics?.pushRefused(code);
       this.#log.warn(
         { event: 'proxy.refused', code, reason: message, proxyId, identity: conn.spiffeId, remote: conn.remote },
         `refused ${proxyId ?? conn.remote}: ${message}`,
@@ -537,12 +562,25 @@ export class PushServer extends EventEmitter<Events> {
     setTimeout(() => conn.socket.destroy(), CLOSE_GRACE_MS).unref();
   }
 
+  /** An ack or nack: the push it answers is done; timed when it answers the last config written. */
+  #answered(conn: Conn, result: PushOutcome, version: string, now: number): void {
+    const latest = version === conn.lastSent;
+    if (latest) conn.awaiting = false;
+    this.#o.metrics?.pushFinished(result, latest ? (now - conn.lastSentAt) / 1000 : undefined);
+  }
+
   #closedConn(conn: Conn): void {
     this.#conns.delete(conn);
     clearTimeout(conn.helloTimer);
+    // A config written and never answered: lost with the connection (the next connection's hello resyncs).
+    if (conn.awaiting) {
+      conn.awaiting = false;
+      this.#o.metrics?.pushFinished('error');
+    }
     const id = conn.proxyId;
     if (id === undefined || this.#byProxy.get(id) !== conn) return;
     this.#byProxy.delete(id);
+    this.#o.metrics?.connectedProxies(this.#byProxy.size);
     const rec = this.#records.get(id);
     if (rec && rec.conn === conn) {
       rec.conn = undefined;
