@@ -12,7 +12,13 @@ export type LocalErrorCode =
   /** The manifests directory does not exist or holds nothing to run. */
   | 'WEFT_ERR_LOCAL_INPUT'
   /** A request of `weft local curl` failed before any response. */
-  | 'WEFT_ERR_LOCAL_REQUEST';
+  | 'WEFT_ERR_LOCAL_REQUEST'
+  /** `--netns` without root. */
+  | 'WEFT_ERR_LOCAL_NOT_ROOT'
+  /** Namespaces, links, chains or processes of an earlier run are still there (`weft local down` removes them). */
+  | 'WEFT_ERR_LOCAL_LEFTOVERS'
+  /** Setting up a pod's network namespace failed (its capture init step, its Service rules). */
+  | 'WEFT_ERR_LOCAL_NETNS';
 
 export class LocalError extends Error {
   readonly code: LocalErrorCode;

@@ -11,6 +11,8 @@ export interface ExampleOptions {
   stateDirFlag: string;
   /** Lines per Gateway listener and for the mesh. Default 6. */
   max?: number;
+  /** `--netns`: the network namespace of pod `ns/name`, for a plain curl run inside the client pod. */
+  podNetns?: (key: string) => string | undefined;
 }
 
 const q = (s: string) => (/^[A-Za-z0-9_./:@%+=,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
@@ -105,6 +107,9 @@ function meshLines(client: ProxyConfig, o: ExampleOptions, max: number): string[
   if (outbound?.kind !== 'outbound') return [];
   const lines: string[] = [];
   const from = `${client.proxy.namespace}/${client.proxy.name}`;
+  const netns = o.podNetns?.(from);
+  let plain: string | undefined;
+  const done = () => (netns && plain ? [...lines, `ip netns exec ${netns} curl -s ${plain}`] : lines);
   for (const s of outbound.services) {
     for (const port of s.ports) {
       const table = client.routeTables[port.routeTable];
@@ -115,14 +120,15 @@ function meshLines(client: ProxyConfig, o: ExampleOptions, max: number): string[
       for (const p of probes(table, max)) {
         const extra = [...(p.method ? [`-X ${p.method}`] : []), ...p.headers.map((h) => `-H ${q(h)}`)].join(' ');
         const count = p.split ? ' --count 200' : '';
-        lines.push(
-          `${o.weft} local curl${o.stateDirFlag} --from ${from} ${q(`http://${authority}${p.path}`)}${extra ? ` ${extra}` : ''}${count}`,
-        );
-        if (lines.length >= max) return lines;
+        const request = `${q(`http://${authority}${p.path}`)}${extra ? ` ${extra}` : ''}`;
+        // The workload's own view: an unmodified curl in the pod, captured by iptables.
+        if (!p.split) plain ??= request;
+        lines.push(`${o.weft} local curl${o.stateDirFlag} --from ${from} ${request}${count}`);
+        if (lines.length >= max) return done();
       }
     }
   }
-  return lines;
+  return done();
 }
 
 export function curlExamples(o: ExampleOptions): string[] {

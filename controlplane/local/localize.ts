@@ -22,6 +22,8 @@ export interface LocalizeOptions {
   bindAddress: string;
   /** Offset for ports below 1024 (0: bind them as they are). */
   portOffset: number;
+  /** Shift endpoint ports too (default): false when the workloads bind their own ports (`--netns` pods). */
+  shiftEndpoints?: boolean;
 }
 
 const WILDCARD = new Set(['0.0.0.0', '::', '']);
@@ -39,6 +41,7 @@ export function localizeConfig(config: ProxyConfig, o: LocalizeOptions): ProxyCo
         return { ...l, address, port: port(l.port) };
     }
   });
+  if (o.shiftEndpoints === false) return { ...config, listeners } as ProxyConfig;
   const clusters: ProxyConfig['clusters'] = {};
   for (const [key, c] of Object.entries(config.clusters)) {
     // Workloads bind their shifted ports, so endpoints are dialled there.

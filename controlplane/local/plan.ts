@@ -55,6 +55,8 @@ export interface LocalPlan {
 
 export interface PlanOptions {
   portOffset: number;
+  /** The pod IPs that can run here (`--netns`: the bridge's pod pool); default loopback, 127.0.0.0/8. */
+  podRange?: { contains: (ip: string) => boolean; text: string };
 }
 
 const isLoopback = (ip: string) => /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(ip);
@@ -129,8 +131,9 @@ export function planLocalMesh(snapshot: ResourceSnapshot, proxyIds: Iterable<str
       plan.unplaced.push({ key, reason: 'no pod IP' });
       continue;
     }
-    if (!isLoopback(ip)) {
-      plan.unplaced.push({ key, reason: `pod IP ${ip} is not a loopback address (127.0.0.0/8)` });
+    if (!(o.podRange?.contains(ip) ?? isLoopback(ip))) {
+      const range = o.podRange?.text ?? 'a loopback address (127.0.0.0/8)';
+      plan.unplaced.push({ key, reason: `pod IP ${ip} is not ${range}` });
       continue;
     }
     if (pod.spec.hostNetwork) {

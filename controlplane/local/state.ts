@@ -6,12 +6,16 @@ import { LocalError } from './errors.ts';
 
 export const DEFAULT_STATE_DIR = '.weft/local';
 export const MESH_STATE_FILE = 'mesh.json';
+/** Env var set on every child of a mesh: its state dir (how `weft local down` finds what a crashed run left). */
+export const LOCAL_RUN_ENV = 'WEFT_LOCAL_STATE_DIR';
 
 export interface MeshStatePod {
   namespace: string;
   name: string;
   ip: string;
   serviceAccount: string;
+  /** `--netns`: the pod's network namespace (`ip netns exec NAME …` runs a command inside the pod). */
+  netns?: string;
   workloads: { container: string; image: string; ports: number[]; h2cPorts: number[]; format: string; pid?: number }[];
   /** Present when the pod has a sidecar. */
   sidecar?: {
@@ -35,9 +39,22 @@ export interface MeshStateGateway {
   configured: boolean;
 }
 
+export interface MeshStateNetns {
+  /** Everything made on the host starts with it: namespaces, the bridge, host chains (in capitals), /etc/netns dirs. */
+  prefix: string;
+  bridge: string;
+  /** The bridge's address: the pods' default gateway, where the config push and the CA listen. */
+  gateway: string;
+  cidr: string;
+  podCidr: string;
+  serviceCidr: string;
+}
+
 export interface MeshState {
   /** The `weft local up` process. */
   pid: number;
+  /** Present with `--netns`: what it made on this machine (`weft local down --prefix PREFIX` removes it). */
+  netns?: MeshStateNetns;
   startedAt: string;
   updatedAt: string;
   /** The manifests directory. */
