@@ -1,25 +1,38 @@
-// `weft local curl --from NS/POD URL`: a request made from inside a local pod, the way its workload makes one — to
-// its sidecar's outbound listener, as to an explicit HTTP proxy (absolute-form target, Host = the URL's authority),
-// from the pod's own IP. With --count, many requests and a tally of which backend pod answered (the `pod` of an
-// echo JSON reply, or `Hostname=` of the Istio text format).
+// `weft local curl --from NS/POD URL`: a request made from inside a local pod, the way its workload makes one. On
+// loopback, to its sidecar's outbound listener, as to an explicit HTTP proxy (absolute-form target, Host = the URL's
+// authority), from the pod's own IP. With `--netns`, exactly as the workload would: a plain request to the URL, sent
+// by a small client (pod-client.ts) run inside the pod's network namespace — the name resolves through the pod's
+// hosts file, and iptables hands the connection to the sidecar (or, in a pod without one, the Service rules to an
+// endpoint). With --count, many requests and a tally of which backend pod answered (the `pod` of an echo JSON reply,
+// or `Hostname=` of the Istio text format).
 import { Agent, request } from 'node:http';
+import { fileURLToPath } from 'node:url';
 import { LocalError } from './errors.ts';
+import { execInNamespace } from './netns.ts';
 import { type MeshState, type MeshStatePod, runningMesh } from './state.ts';
 
-export interface LocalCurlOptions {
-  stateDir: string;
+/** A request as a pod's workload makes it. */
+export interface PodRequest {
   /** `namespace/pod`, or `namespace/prefix` of a pod name (a Deployment's name picks its first pod). */
   from: string;
+  /** `http://` URL, as the workload would call it: `http://echo/path`, `http://echo.ns:8080`, a ClusterIP. */
   url: string;
   method?: string;
-  /** `Name: value` lines. */
-  headers?: string[];
+  /** `Name: value` lines, or name → value. */
+  headers?: readonly string[] | Readonly<Record<string, string>>;
+  /** Request body. */
+  data?: string;
+  /** Per request; default 15 s. */
+  timeoutMs?: number;
+}
+
+export interface LocalCurlOptions extends PodRequest {
+  stateDir: string;
   data?: string;
   /** Requests to send (default 1). */
   count?: number;
   /** Requests in flight at once with --count (default 10). */
   concurrency?: number;
-  timeoutMs?: number;
 }
 
 export interface CurlResponse {
@@ -61,7 +74,8 @@ export function findPod(state: MeshState, from: string): MeshStatePod {
       `no pod ${from} in the running mesh; pods: ${known || 'none'}`,
     );
   }
-  if (!pod.sidecar?.outbound) {
+  // With --netns any pod can send (its workload calls the URL itself); on loopback only through a sidecar.
+  if (!state.netns && !pod.sidecar?.outbound) {
     throw new LocalError(
       'WEFT_ERR_LOCAL_POD_NOT_FOUND',
       `pod ${pod.namespace}/${pod.name} has no sidecar (is its namespace labelled weft.dev/inject=enabled?)`,
@@ -89,26 +103,47 @@ export function backendOf(pod: string): string {
   return parts.length > 2 ? parts.slice(0, -2).join('-') : pod;
 }
 
-function parseHeaders(lines: readonly string[]): [string, string][] {
-  return lines.map((l) => {
+function parseHeaders(given: PodRequest['headers']): [string, string][] {
+  if (given === undefined) return [];
+  if (!Array.isArray(given)) return Object.entries(given as Record<string, string>);
+  return (given as readonly string[]).map((l) => {
     const colon = l.indexOf(':');
     if (colon < 1) throw new LocalError('WEFT_ERR_LOCAL_REQUEST', `header ${JSON.stringify(l)} is not "Name: value"`);
     return [l.slice(0, colon).trim(), l.slice(colon + 1).trim()];
   });
 }
 
-function once(pod: MeshStatePod, url: URL, o: LocalCurlOptions, agent?: Agent): Promise<CurlResponse> {
+/** Where a request goes: the URL's own host (a workload in its pod), or an explicit proxy (absolute-form). */
+export interface Target {
+  host: string;
+  port: number;
+  path: string;
+  localAddress?: string;
+}
+
+/** The URL's own host and port: how a workload calls it. */
+export function directTarget(url: URL): Target {
+  return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80), path: url.pathname + url.search };
+}
+
+function viaSidecar(pod: MeshStatePod, url: URL): Target {
   const outbound = pod.sidecar!.outbound!;
-  const headers: [string, string][] = [['Host', url.host], ...parseHeaders(o.headers ?? [])];
+  // From the pod's own address, so the proxy and the backend see the request come from this pod; absolute-form:
+  // how a client talks to an explicit proxy.
+  return { host: outbound.address, port: outbound.port, path: url.href, localAddress: pod.ip };
+}
+
+/** One request to `target`; rejects when there is no response. */
+export function send(target: Target, url: URL, o: PodRequest, agent?: Agent): Promise<CurlResponse> {
+  const headers: [string, string][] = [['Host', url.host], ...parseHeaders(o.headers)];
   if (o.data !== undefined) headers.push(['Content-Length', String(Buffer.byteLength(o.data))]);
   return new Promise((resolve, reject) => {
     const req = request({
-      host: outbound.address,
-      port: outbound.port,
-      // The pod's own address: the proxy and the backend see the request come from this pod.
-      localAddress: pod.ip,
+      host: target.host,
+      port: target.port,
+      localAddress: target.localAddress,
       method: o.method ?? (o.data !== undefined ? 'POST' : 'GET'),
-      path: url.href, // absolute-form: how a client talks to an explicit proxy
+      path: target.path,
       headers: headers.flat(),
       setHost: false,
       agent: agent ?? false,
@@ -140,7 +175,7 @@ function once(pod: MeshStatePod, url: URL, o: LocalCurlOptions, agent?: Agent): 
   });
 }
 
-function target(o: LocalCurlOptions): URL {
+export function targetUrl(o: Pick<PodRequest, 'url'>): URL {
   let url: URL;
   try {
     url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(o.url) ? o.url : `http://${o.url}`);
@@ -156,25 +191,98 @@ function target(o: LocalCurlOptions): URL {
   return url;
 }
 
-/** One request from `from`; throws LocalError when it gets no response. */
-export async function localCurl(o: LocalCurlOptions): Promise<{ pod: MeshStatePod; response: CurlResponse }> {
-  const url = target(o);
-  const pod = findPod(await runningMesh(o.stateDir), o.from);
+/** What pod-client.ts is given (JSON, argv[2]) and prints (JSON, stdout). */
+export interface PodClientJob extends PodRequest {
+  count?: number;
+  concurrency?: number;
+}
+
+export type PodClientResult = { response: CurlResponse } | { tally: CurlTally } | { error: string };
+
+const POD_CLIENT = fileURLToPath(new URL('./pod-client.ts', import.meta.url));
+
+/** Runs pod-client.ts in the pod's network namespace (as root, not the proxy uid: a workload, captured). */
+async function inPod(pod: MeshStatePod, job: PodClientJob): Promise<PodClientResult> {
+  const rounds = Math.ceil((job.count ?? 1) / Math.max(1, job.concurrency ?? 10));
+  const r = await execInNamespace(pod.netns!, [process.execPath, POD_CLIENT, JSON.stringify(job)], {
+    timeoutMs: (job.timeoutMs ?? 15_000) * rounds + 15_000,
+  });
   try {
-    return { pod, response: await once(pod, url, o) };
-  } catch (err) {
-    throw new LocalError(
-      'WEFT_ERR_LOCAL_REQUEST',
-      `request through ${pod.namespace}/${pod.name}'s sidecar (${pod.sidecar!.outbound!.address}:${pod.sidecar!.outbound!.port}) failed: ${(err as Error).message}`,
-      { cause: err },
-    );
+    return JSON.parse(r.stdout) as PodClientResult;
+  } catch {
+    const why = r.stderr.trim().split('\n').slice(-3).join(' ') || `exit ${r.code ?? r.signal}`;
+    return { error: `the client in ${pod.netns} failed: ${why}` };
   }
+}
+
+function requestFailed(pod: MeshStatePod, err: unknown): LocalError {
+  const message = err instanceof Error ? err.message : String(err);
+  const how = pod.netns
+    ? `from ${pod.namespace}/${pod.name} (network namespace ${pod.netns})`
+    : `through ${pod.namespace}/${pod.name}'s sidecar (${pod.sidecar!.outbound!.address}:${pod.sidecar!.outbound!.port})`;
+  return new LocalError('WEFT_ERR_LOCAL_REQUEST', `request ${how} failed: ${message}`, { cause: err });
+}
+
+/**
+ * One request from pod `o.from` of the running mesh `state`, as its workload sends it (see the header); throws
+ * LocalError (WEFT_ERR_LOCAL_POD_NOT_FOUND, WEFT_ERR_LOCAL_REQUEST) when the pod is unknown or nothing answers.
+ */
+export async function requestFromPod(state: MeshState, o: PodRequest): Promise<CurlResponse> {
+  const url = targetUrl(o);
+  const pod = findPod(state, o.from);
+  if (pod.netns) {
+    const r = await inPod(pod, jobOf(o));
+    if ('response' in r) return r.response;
+    throw requestFailed(pod, 'error' in r ? r.error : 'no response');
+  }
+  try {
+    return await send(viaSidecar(pod, url), url, o);
+  } catch (err) {
+    throw requestFailed(pod, err);
+  }
+}
+
+/** `count` requests from pod `o.from`, `concurrency` at a time (keep-alive), tallied. */
+export async function requestsFromPod(
+  state: MeshState,
+  o: PodRequest & { count: number; concurrency?: number },
+): Promise<CurlTally> {
+  const url = targetUrl(o);
+  const pod = findPod(state, o.from);
+  if (pod.netns) {
+    const r = await inPod(pod, { ...jobOf(o), count: o.count, concurrency: o.concurrency });
+    if ('tally' in r) return r.tally;
+    throw requestFailed(pod, 'error' in r ? r.error : 'no tally');
+  }
+  return tallyRequests(viaSidecar(pod, url), url, o);
+}
+
+function jobOf(o: PodRequest): PodClientJob {
+  return { from: o.from, url: o.url, method: o.method, headers: o.headers, data: o.data, timeoutMs: o.timeoutMs };
+}
+
+/** One request from `from` of the mesh running from `o.stateDir`; throws LocalError when it gets no response. */
+export async function localCurl(o: LocalCurlOptions): Promise<{ pod: MeshStatePod; response: CurlResponse }> {
+  targetUrl(o);
+  const state = await runningMesh(o.stateDir);
+  const pod = findPod(state, o.from);
+  return { pod, response: await requestFromPod(state, o) };
 }
 
 /** `count` requests from `from`, `concurrency` at a time, tallied. */
 export async function localCurlCount(o: LocalCurlOptions): Promise<{ pod: MeshStatePod; tally: CurlTally }> {
-  const url = target(o);
-  const pod = findPod(await runningMesh(o.stateDir), o.from);
+  targetUrl(o);
+  const state = await runningMesh(o.stateDir);
+  const pod = findPod(state, o.from);
+  return { pod, tally: await requestsFromPod(state, { ...o, count: o.count ?? 1 }) };
+}
+
+/** `o.count` requests to `target`, `o.concurrency` at a time, tallied (pod-client.ts runs it inside a pod). */
+export async function tallyRequests(
+  target: Target,
+  url: URL,
+  o: PodRequest & { count?: number; concurrency?: number },
+): Promise<CurlTally> {
   const count = o.count ?? 1;
   const tally: CurlTally = { requests: count, statuses: {}, pods: {}, backends: {}, errors: 0 };
   // Keep-alive, as an app's HTTP client would: the tally measures routing, not connection set-up.
@@ -184,7 +292,7 @@ export async function localCurlCount(o: LocalCurlOptions): Promise<{ pod: MeshSt
     while (next < count) {
       next++;
       try {
-        const r = await once(pod, url, o, agent);
+        const r = await send(target, url, o, agent);
         tally.statuses[r.status] = (tally.statuses[r.status] ?? 0) + 1;
         const who = r.pod ?? '(unknown)';
         tally.pods[who] = (tally.pods[who] ?? 0) + 1;
@@ -201,7 +309,7 @@ export async function localCurlCount(o: LocalCurlOptions): Promise<{ pod: MeshSt
   } finally {
     agent.destroy();
   }
-  return { pod, tally };
+  return tally;
 }
 
 /** The tally as a table. */
