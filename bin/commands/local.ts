@@ -1,6 +1,7 @@
-// `weft local up DIR` (a whole mesh on this machine, see controlplane/local/mesh.ts) and `weft local curl` (a
-// request from inside one of its pods, through that pod's sidecar). Heavy modules are imported when a command runs,
-// so `weft echo` and `weft proxy`, which `weft local` starts many times, do not pay for them.
+// `weft local up DIR` (a whole mesh on this machine, see controlplane/local/mesh.ts; with --netns each pod in its
+// own network namespace, controlplane/local/pod-network.ts), `weft local curl` (a request from inside one of its
+// pods) and `weft local down` (stop it, and remove what a crashed run left). Heavy modules are imported when a
+// command runs, so `weft echo` and `weft proxy`, which `weft local` starts many times, do not pay for them.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -40,6 +41,10 @@ export interface LocalUpOptions {
   adminPort: number;
   verbose?: boolean;
   jaeger?: string;
+  netns?: boolean;
+  netnsPrefix: string;
+  netnsCidr: string;
+  netnsServiceCidr: string;
 }
 
 export interface LocalCurlCommandOptions {
@@ -61,7 +66,9 @@ function upCommand(): Command {
         'every Pod (one per Deployment replica) a local pod on its own loopback address: the built-in echo server ' +
         'in place of each container image, with a sidecar proxy beside it in namespaces labelled ' +
         "weft.dev/inject=enabled; and an edge proxy on the address of every Gateway of weft's GatewayClass. " +
-        'Prints the Gateway URLs, a ready line and commands to try. Ctrl-C stops everything.',
+        'With --netns (root only) each pod gets its own network namespace on a bridge instead, its traffic ' +
+        'captured by iptables as in a cluster. Prints the Gateway URLs, a ready line and commands to try. Ctrl-C ' +
+        'stops everything; "weft local down" cleans up after a crash.',
     )
     .argument('<dir>', 'directory of Kubernetes and Gateway API manifests')
     .option('--state-dir <dir>', 'where the CA, configs, logs and mesh.json live', '.weft/local')
@@ -79,6 +86,14 @@ function upCommand(): Command {
       "send every proxy's and the control plane's traces to this OTLP/HTTP collector (Jaeger: http://127.0.0.1:4318)",
       url,
     )
+    .option('--netns', 'root only: a network namespace per pod on a bridge, traffic captured by iptables')
+    .option('--netns-prefix <prefix>', 'with --netns: name prefix of namespaces, bridge and chains', 'weft-')
+    .option(
+      '--netns-cidr <cidr>',
+      "with --netns: the bridge's private range (pods get its upper half)",
+      '10.244.0.0/16',
+    )
+    .option('--netns-service-cidr <cidr>', 'with --netns: where Service ClusterIPs come from', '10.96.0.0/16')
     .action(async (dir: string, opts: LocalUpOptions) => {
       const { startLocalMesh } = await import('../../controlplane/local/mesh.ts');
       const { canBindPrivileged, DEFAULT_PORT_OFFSET } = await import('../../controlplane/local/localize.ts');
@@ -95,6 +110,9 @@ function upCommand(): Command {
         verbose: opts.verbose,
         tracing: opts.jaeger === undefined ? undefined : { endpoint: opts.jaeger },
         out,
+        netns: opts.netns
+          ? { prefix: opts.netnsPrefix, cidr: opts.netnsCidr, serviceCidr: opts.netnsServiceCidr }
+          : undefined,
       });
       await new Promise<void>((resolve) => {
         let stopping = false;
@@ -102,12 +120,8 @@ function upCommand(): Command {
           if (stopping) {
             // A second Ctrl-C: no more waiting for graceful exits.
             out(`weft local: ${signal} again; killing what is left`);
-            for (const pgid of mesh.processGroups()) {
-              try {
-                process.kill(-pgid, 'SIGKILL');
-              } catch {}
-            }
-            process.exit(130);
+            void mesh.abort().finally(() => process.exit(130));
+            return;
           }
           stopping = true;
           out(`\nweft local: ${signal}: stopping proxies, then workloads, then the control plane`);
@@ -128,12 +142,30 @@ function upCommand(): Command {
     });
 }
 
+function downCommand(): Command {
+  return new Command('down')
+    .summary('stop weft local up, and remove what a crashed run left')
+    .description(
+      'Stop the weft local up running from the state dir (as Ctrl-C would), then remove what a run left behind ' +
+        'after a crash: its processes, and as root the network namespaces, bridge, veth links, iptables chains and ' +
+        '/etc/netns dirs whose names start with the prefix (from mesh.json, else --prefix, else weft-), and mesh.json.',
+    )
+    .option('--state-dir <dir>', 'state dir of the weft local up', '.weft/local')
+    .option('--prefix <prefix>', 'name prefix of what --netns made (default: the one in mesh.json, else weft-)')
+    .action(async (opts: { stateDir: string; prefix?: string }) => {
+      const { localDown, describeDown } = await import('../../controlplane/local/down.ts');
+      const r = await localDown({ stateDir: path.resolve(opts.stateDir), prefix: opts.prefix });
+      for (const line of describeDown(r)) process.stdout.write(`weft local down: ${line}\n`);
+    });
+}
+
 function curlCommand(): Command {
   return new Command('curl')
-    .summary('send a request from inside a local pod, through its sidecar')
+    .summary('send a request from inside a local pod, as its workload would')
     .description(
       'Send an HTTP request the way the workload of pod NS/POD of the running `weft local up` would: to its ' +
-        "sidecar's outbound listener as to an HTTP proxy, from the pod's IP, so the mesh routes apply (the Service's " +
+        "sidecar's outbound listener as to an HTTP proxy, from the pod's IP (with --netns: a plain request from " +
+        "inside the pod's network namespace, captured by iptables), so the mesh routes apply (the Service's " +
         'HTTPRoutes, weights, header matches). URL names a Service as a pod would: http://bar.bar/path, ' +
         'http://bar.bar.svc.cluster.local, its ClusterIP. POD may be a prefix such as a Deployment name. Prints ' +
         'the status line, headers and body; with --count, a tally of the backend pods that answered.',
@@ -183,5 +215,6 @@ export function localCommand(): Command {
     .summary('run a mesh on this machine without a cluster (weft local up DIR)')
     .description('Run a whole mesh on this machine from a directory of manifests, and talk to it.')
     .addCommand(upCommand())
-    .addCommand(curlCommand());
+    .addCommand(curlCommand())
+    .addCommand(downCommand());
 }

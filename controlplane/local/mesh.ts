@@ -12,7 +12,7 @@
 // start, gone pods stop, changed pods restart. A child that dies is logged and restarted with backoff. `close()`
 // stops the proxies, then the workloads (SIGTERM to each group, SIGKILL after a grace period), then the control
 // plane, and removes mesh.json.
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type Logger, pino } from 'pino';
 import type { ProxyConfig } from '../../sidecar/config/proxy-config.ts';
@@ -30,12 +30,27 @@ import { translate } from '../translate/translate.ts';
 import type { TranslateOptions, TranslateResult } from '../translate/types.ts';
 import { LocalError } from './errors.ts';
 import { localizeConfig, localPort } from './localize.ts';
-import { type LocalPlan, type PlannedGateway, type PlannedPod, type PlannedWorkload, planLocalMesh } from './plan.ts';
+import {
+  type LocalPlan,
+  type PlanOptions,
+  type PlannedGateway,
+  type PlannedPod,
+  type PlannedWorkload,
+  planLocalMesh,
+} from './plan.ts';
 import { type ChildEvent, ManagedChild } from './processes.ts';
-import { type MeshState, processAlive, readMeshState, writeMeshState } from './state.ts';
+import { LOCAL_RUN_ENV, type MeshState, processAlive, readMeshState, writeMeshState } from './state.ts';
 import { curlExamples } from './examples.ts';
 import { IdentityAgent } from './identity-agent.ts';
 import type { ControlPlaneTracing } from '../telemetry/tracing.ts';
+import { namespaceCommand } from './netns.ts';
+import {
+  assertSearchable,
+  DEFAULT_PROXY_UID,
+  initIptablesArgs,
+  type LocalNetnsOptions,
+  PodNetwork,
+} from './pod-network.ts';
 
 export interface LocalMeshOptions {
   /** The manifests directory. */
@@ -70,6 +85,11 @@ export interface LocalMeshOptions {
   stopGraceMs?: number;
   /** Every proxy and the control plane export traces to this OTLP/HTTP collector (`weft local up --jaeger`). */
   tracing?: { endpoint: string; sampleRatio?: number };
+  /**
+   * Root only: each pod in its own network namespace on a bridge this mesh creates and removes (pod-network.ts),
+   * its traffic captured by iptables; the config push and CA listen on the bridge's address. Needs feed 'push'.
+   */
+  netns?: boolean | LocalNetnsOptions;
 }
 
 interface ProxyProc {
@@ -94,6 +114,10 @@ interface PodProc {
   sidecar?: ProxyProc;
   /** Its sidecar's credentials are being issued. */
   sidecarPending?: boolean;
+  /** `--netns`: the pod's network namespace, once made. */
+  netns?: string;
+  /** Why the pod could not be set up (`--netns`). */
+  failed?: string;
 }
 
 interface GatewayProc {
@@ -107,15 +131,18 @@ const fileSafe = (id: string) => id.replace(/[:/]/g, '_');
 /** Bootstrap tokens live 24 h; the files are rewritten well before. */
 const TOKEN_REFRESH_MS = 60 * 60 * 1000;
 
-async function writeAtomic(file: string, text: string, mode = 0o644): Promise<void> {
+async function writeAtomic(file: string, text: string, mode = 0o644, owner?: number): Promise<void> {
   const tmp = `${file}.${process.pid}.tmp`;
   await writeFile(tmp, text, { mode });
+  if (owner !== undefined) await chown(tmp, owner, owner);
   await rename(tmp, file);
 }
 
 export class LocalMesh {
-  readonly o: Required<Omit<LocalMeshOptions, 'out' | 'verbose' | 'leafLifetimeMs' | 'configTransform' | 'tracing'>> &
-    Pick<LocalMeshOptions, 'out' | 'verbose' | 'leafLifetimeMs' | 'configTransform' | 'tracing'>;
+  readonly o: Required<
+    Omit<LocalMeshOptions, 'out' | 'verbose' | 'leafLifetimeMs' | 'configTransform' | 'tracing' | 'netns'>
+  > &
+    Pick<LocalMeshOptions, 'out' | 'verbose' | 'leafLifetimeMs' | 'configTransform' | 'tracing' | 'netns'>;
   readonly log: Logger;
   readonly #out: (line: string) => void;
   #ca!: MeshCA;
@@ -132,8 +159,10 @@ export class LocalMesh {
   #tracing: ControlPlaneTracing | undefined;
   /** The trust bundle file every proxy gets with `--roots`. */
   #rootsFile = '';
-  /** Bootstrap token files of the running proxies, re-minted before they expire. */
-  readonly #tokenFiles = new Map<string, { file: string; mint: () => string }>();
+  /** Bootstrap token files of the running proxies, re-minted before they expire (owned by `owner` when set). */
+  readonly #tokenFiles = new Map<string, { file: string; mint: () => string; owner?: number }>();
+  /** `--netns`: the bridge and the pods' namespaces. */
+  #network: PodNetwork | undefined;
   #tokenTimer: NodeJS.Timeout | undefined;
   /** Configs as this machine runs them (localized), what files and the push server serve. */
   readonly configs = new WatchableMap<string, VersionedConfig>({ equals: (a, b) => a.version === b.version });
@@ -202,16 +231,33 @@ export class LocalMesh {
         `weft local (pid ${previous.pid}) is already running from ${this.o.stateDir}; stop it, or pass another --state-dir`,
       );
     }
+    if (this.o.netns && this.o.feed !== 'push') {
+      throw new LocalError('WEFT_ERR_LOCAL_INPUT', '--netns runs proxies on the push feed only (feed: push)');
+    }
+    // Before the state dir is taken over: a refusal (not root, leftovers) keeps the mesh.json that names them.
+    if (this.o.netns) {
+      const options = this.o.netns === true ? {} : this.o.netns;
+      // Sidecars run as the proxy uid: it must reach node, weft and its token file in the state dir.
+      const uid = options.proxyUid ?? DEFAULT_PROXY_UID;
+      for (const p of [this.o.node, this.o.weftBin, this.o.stateDir]) await assertSearchable(p, uid);
+      this.#network = await PodNetwork.create(options);
+    }
     this.#ownsState = true;
     await rm(path.join(this.o.stateDir, 'proxies'), { recursive: true, force: true });
     await mkdir(path.join(this.o.stateDir, 'proxies'), { recursive: true });
     await mkdir(path.join(this.o.stateDir, 'tokens'), { recursive: true, mode: 0o700 });
+    if (this.#network) {
+      // Written now: a crash from here on leaves a mesh.json that tells `weft local down` the prefix.
+      await this.#saveState();
+      // Sidecars run as the proxy uid: they read their token file (theirs) through the state dir.
+      await chmod(this.o.stateDir, 0o711);
+      await chmod(path.join(this.o.stateDir, 'tokens'), 0o711);
+    }
 
     const caDir = path.join(this.o.stateDir, 'ca');
     this.#ca = await MeshCA.loadOrCreate(caDir, { trustDomain: this.o.trustDomain });
     this.metrics.watchCa(this.#ca);
     this.#tokens = await BootstrapTokens.loadOrCreate(caDir);
-    const host = this.o.controlPlaneHost;
     this.#rootsFile = path.join(this.o.stateDir, 'roots.pem');
     await writeAtomic(this.#rootsFile, this.#ca.rootCAsPem);
     await this.#startCA();
@@ -226,11 +272,18 @@ export class LocalMesh {
 
     this.#pipeline = new Pipeline({
       provider: () => {
-        const p = new FileProvider({ paths: [this.o.dir], debounceMs: 20 });
+        const n = this.#network;
+        const materialize = n ? { podCidr: n.podCidr, serviceCidr: n.serviceCidr } : {};
+        const p = new FileProvider({ paths: [this.o.dir], debounceMs: 20, materialize });
         p.onUpdate((u) => this.#reportInput(u));
         return p;
       },
-      translateOptions: { trustDomain: this.o.trustDomain, rootCAs: this.#ca.rootCAsPem, inboundAppAddress: 'podIP' },
+      translateOptions: {
+        trustDomain: this.o.trustDomain,
+        rootCAs: this.#ca.rootCAsPem,
+        // In its own namespace a sidecar hands requests to the app on localhost, as in a pod.
+        inboundAppAddress: this.#network ? 'loopback' : 'podIP',
+      },
       // Localized before versioning: the version a proxy acks is that of the config it runs.
       translate: (snapshot, options) => this.#translateLocal(snapshot, options),
       logger: this.log,
@@ -296,7 +349,7 @@ export class LocalMesh {
     this.#admin = await this.#bind('admin', () =>
       startAdminServer({
         port: this.o.adminPort,
-        host,
+        host: this.o.controlPlaneHost,
         logger: this.log,
         ready: () => {
           const reasons = this.#notReady();
@@ -309,14 +362,25 @@ export class LocalMesh {
       }),
     );
     this.#out(
-      `weft local: control plane up: config push ${host}:${this.#push!.port}, CA ${this.#caServer!.url}, admin ${this.#admin.url}`,
+      `weft local: control plane up: config push ${this.#cpHost}:${this.#push!.port}, CA ${this.#caServer!.url}, admin ${this.#admin.url}`,
     );
+    if (this.#network) {
+      const n = this.#network;
+      this.#out(
+        `weft local: pods in network namespaces ${n.prefix}*, on bridge ${n.bridge.name} ${n.bridge.address}/${n.bridge.prefixLength} (Services ${n.serviceCidr})`,
+      );
+    }
     this.#scheduleReconcile();
     await this.#reconciling;
   }
 
+  /** Where proxies reach the push server and the CA: the bridge's address with `--netns` (pods are not on lo). */
+  get #cpHost(): string {
+    return this.#network?.gateway ?? this.o.controlPlaneHost;
+  }
+
   async #startCA(): Promise<void> {
-    const host = this.o.controlPlaneHost;
+    const host = this.#cpHost;
     this.#caServer = await this.#bind('CA', () =>
       startCAServer({
         ca: this.#ca,
@@ -334,7 +398,7 @@ export class LocalMesh {
   }
 
   async #startPush(): Promise<void> {
-    const host = this.o.controlPlaneHost;
+    const host = this.#cpHost;
     this.#push = await this.#bind('config push', () =>
       startPushServer({
         configs: this.configs,
@@ -380,7 +444,7 @@ export class LocalMesh {
   /** Addresses of the control plane's servers (after start). */
   get controlPlane(): { push: string; ca: string; admin: string } {
     return {
-      push: `${this.o.controlPlaneHost}:${this.#push?.port ?? this.o.pushPort}`,
+      push: `${this.#cpHost}:${this.#push?.port ?? this.o.pushPort}`,
       ca: this.#caServer?.url ?? '',
       admin: this.#admin?.url ?? '',
     };
@@ -435,7 +499,7 @@ export class LocalMesh {
 
   async #refreshTokens(): Promise<void> {
     for (const [id, t] of this.#tokenFiles) {
-      await writeAtomic(t.file, `${t.mint()}\n`, 0o600).catch((err) =>
+      await writeAtomic(t.file, `${t.mint()}\n`, 0o600, t.owner).catch((err) =>
         this.log.warn({ event: 'local.token-write-failed', proxyId: id, err }, 'could not renew a bootstrap token'),
       );
     }
@@ -445,13 +509,24 @@ export class LocalMesh {
   #localize(config: ProxyConfig, snapshot: ResourceSnapshot): ProxyConfig | undefined {
     const { namespace, name, mode } = config.proxy;
     let bindAddress: string | undefined;
-    if (mode === 'sidecar') bindAddress = snapshot.get('Pod', `${namespace}/${name}`)?.status?.podIP;
-    else {
-      const plan = planLocalMesh(snapshot, [config.proxy.id], { portOffset: this.o.portOffset });
+    if (mode === 'sidecar') {
+      bindAddress = snapshot.get('Pod', `${namespace}/${name}`)?.status?.podIP;
+      // In its own network namespace a sidecar runs its config as in a cluster: wildcard addresses, ports as they are.
+      if (this.#network) return bindAddress && this.#network.contains(bindAddress) ? config : undefined;
+    } else {
+      const plan = planLocalMesh(snapshot, [config.proxy.id], this.#planOptions());
       bindAddress = plan.gateways[0]?.address;
     }
     if (!bindAddress || !/^127\./.test(bindAddress)) return undefined;
-    return localizeConfig(config, { bindAddress, portOffset: this.o.portOffset });
+    // Gateways stay on the host's loopback; with --netns they dial pods on their own (unshifted) ports.
+    return localizeConfig(config, { bindAddress, portOffset: this.o.portOffset, shiftEndpoints: !this.#network });
+  }
+
+  #planOptions(): PlanOptions {
+    const n = this.#network;
+    if (!n) return { portOffset: this.o.portOffset };
+    // Pods have a network namespace each: their ports are never moved.
+    return { portOffset: 0, podRange: { contains: (ip) => n.contains(ip), text: `in the pods' range ${n.podCidr}` } };
   }
 
   // ---- processes ----
@@ -475,8 +550,10 @@ export class LocalMesh {
   async #reconcile(): Promise<void> {
     const snapshot = this.#pipeline.snapshot;
     if (!snapshot) return;
-    const plan = planLocalMesh(snapshot, this.configs.keys(), { portOffset: this.o.portOffset });
+    const plan = planLocalMesh(snapshot, this.configs.keys(), this.#planOptions());
     this.#plan = plan;
+    // Hosts files and Service rules of the running pods first: the pods started below get the same.
+    await this.#network?.sync(snapshot);
     const unplaced = plan.unplaced.map((u) => `${u.key}: ${u.reason}`).join('\n');
     if (unplaced !== this.#reportedUnplaced) {
       this.#reportedUnplaced = unplaced;
@@ -536,18 +613,19 @@ export class LocalMesh {
   async #startPod(plan: PlannedPod): Promise<void> {
     const proc: PodProc = { plan, signature: this.#podSignature(plan), workloads: [] };
     this.#pods.set(plan.key, proc);
+    if (this.#network && !(await this.#startPodNetwork(proc))) return;
     const logs = path.join(this.o.stateDir, 'logs');
     for (const w of plan.workloads) {
-      const args = [this.o.weftBin, 'echo', '--host', plan.ip, '--format', w.format];
+      // In its own namespace the container listens on every address, as in a pod.
+      const args = [this.o.weftBin, 'echo', '--host', proc.netns ? '0.0.0.0' : plan.ip, '--format', w.format];
       for (const p of w.ports) args.push('--port', String(p));
       for (const p of w.h2cPorts) args.push('--h2c-port', String(p));
       const wp: WorkloadProc = { plan: w, ready: false, child: undefined as unknown as ManagedChild };
       wp.child = new ManagedChild(
         {
           name: `pod ${plan.key} container ${w.container}`,
-          command: this.o.node,
-          args,
-          env: w.env,
+          ...this.#command(proc.netns, [this.o.node, ...args]),
+          env: { ...w.env, [LOCAL_RUN_ENV]: this.o.stateDir },
           compileCache: this.#compileCache(),
           logFile: path.join(logs, `${plan.namespace}_${plan.name}.${w.container}.log`),
         },
@@ -559,11 +637,51 @@ export class LocalMesh {
     if (plan.proxyId) {
       proc.sidecarPending = true;
       try {
-        proc.sidecar = await this.#startProxy(plan.proxyId, 'sidecar', plan.namespace, plan.serviceAccount, plan.name);
+        proc.sidecar = await this.#startProxy(
+          plan.proxyId,
+          'sidecar',
+          plan.namespace,
+          plan.serviceAccount,
+          plan.name,
+          proc.netns,
+        );
       } finally {
         proc.sidecarPending = false;
       }
     }
+  }
+
+  /**
+   * `--netns`: the pod's namespace, with the capture init step when it gets a sidecar. False (the pod marked
+   * failed, the namespace removed again) when that fails: the pod's containers do not start.
+   */
+  async #startPodNetwork(proc: PodProc): Promise<boolean> {
+    const { plan } = proc;
+    const network = this.#network!;
+    let init: string[] | undefined;
+    if (plan.proxyId) {
+      const config = this.configs.load(plan.proxyId)?.config;
+      const pod = this.#pipeline.snapshot?.get('Pod', plan.key);
+      if (config) init = [this.o.node, this.o.weftBin, ...initIptablesArgs(config, pod, network.proxyUid)];
+    }
+    try {
+      const env = { ...process.env, NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? this.#compileCache() };
+      proc.netns = await network.addPod(plan.key, plan.ip, init, env);
+      return true;
+    } catch (err) {
+      proc.failed = (err as Error).message;
+      this.log.error({ event: 'local.pod-network-failed', pod: plan.key, err }, 'pod network setup failed');
+      this.#out(`weft local: pod ${plan.key} cannot start: ${proc.failed}`);
+      await network.removePod(plan.key).catch(() => {});
+      proc.netns = undefined;
+      return false;
+    }
+  }
+
+  /** How a child is started: in the pod's network namespace (as `user`) with --netns, else as it is. */
+  #command(netns: string | undefined, argv: string[], user?: number): { command: string; args: string[] } {
+    if (netns) return namespaceCommand(netns, argv, user === undefined ? {} : { uid: user, gid: user });
+    return { command: argv[0], args: argv.slice(1) };
   }
 
   async #startProxy(
@@ -572,6 +690,7 @@ export class LocalMesh {
     namespace: string,
     serviceAccount: string,
     name: string,
+    netns?: string,
   ): Promise<ProxyProc> {
     const configFile = this.#configFile(id);
     // The workload's bootstrap token (what a projected ServiceAccount token is in a cluster): the CA derives the
@@ -579,9 +698,13 @@ export class LocalMesh {
     const tokenFile = path.join(this.o.stateDir, 'tokens', `${fileSafe(id)}.token`);
     const mint = () =>
       this.#tokens.mint(mode === 'sidecar' ? { namespace, serviceAccount, pod: name } : { namespace, serviceAccount });
-    await writeAtomic(tokenFile, `${mint()}\n`, 0o600);
-    this.#tokenFiles.set(id, { file: tokenFile, mint });
-    const args = [this.o.weftBin, 'proxy', '--mode', mode, '--admin-port', '0'];
+    // In a pod namespace the sidecar runs as the proxy uid, which capture leaves alone; the token is its own.
+    const owner = netns ? this.#network!.proxyUid : undefined;
+    await writeAtomic(tokenFile, `${mint()}\n`, 0o600, owner);
+    this.#tokenFiles.set(id, { file: tokenFile, mint, owner });
+    // In its namespace the admin port is the config's (init-iptables leaves it alone), as in a pod.
+    const adminPort = netns ? String(this.configs.load(id)?.config.admin.port ?? 15020) : '0';
+    const args = [this.o.weftBin, 'proxy', '--mode', mode, '--admin-port', adminPort];
     if (this.o.tracing) {
       // Each proxy is its own service in the trace view: edge:<ns>/<gateway>, sidecar:<ns>/<pod>.
       args.push('--otlp-endpoint', this.o.tracing.endpoint, '--trace-service-name', id);
@@ -590,7 +713,7 @@ export class LocalMesh {
     }
     if (this.o.feed === 'push') {
       // The proxy asks the CA itself (with the token file) and receives its configs over the push stream.
-      args.push('--push', `${this.o.controlPlaneHost}:${this.o.pushPort}`, '--proxy-id', id);
+      args.push('--push', `${this.#cpHost}:${this.o.pushPort}`, '--proxy-id', id);
       args.push('--ca-url', this.#caServer!.url, '--token-file', tokenFile, '--roots', this.#rootsFile);
       args.push('--trust-domain', this.o.trustDomain, '--service-account', serviceAccount);
     } else {
@@ -601,8 +724,8 @@ export class LocalMesh {
     proxy.child = new ManagedChild(
       {
         name: `${mode} ${id.slice(id.indexOf(':') + 1)}`,
-        command: this.o.node,
-        args,
+        ...this.#command(netns, [this.o.node, ...args], owner),
+        env: { [LOCAL_RUN_ENV]: this.o.stateDir },
         compileCache: this.#compileCache(),
         logFile: path.join(this.o.stateDir, 'logs', `${fileSafe(id)}.log`),
       },
@@ -620,6 +743,7 @@ export class LocalMesh {
   async #stopPod(proc: PodProc): Promise<void> {
     if (proc.sidecar) await this.#stopProxy(proc.sidecar);
     await Promise.all(proc.workloads.map((w) => w.child.stop(this.o.stopGraceMs)));
+    if (proc.netns) await this.#network?.removePod(proc.plan.key);
   }
 
   async #stopProxy(p: ProxyProc): Promise<void> {
@@ -700,6 +824,7 @@ export class LocalMesh {
     for (const p of this.#pods.values()) {
       for (const w of p.workloads)
         if (!w.ready) reasons.push(`pod ${p.plan.key}: container ${w.plan.container} is not serving`);
+      if (p.failed) reasons.push(`pod ${p.plan.key}: ${p.failed}`);
       if (p.sidecarPending) reasons.push(`pod ${p.plan.key}: sidecar is getting its certificate`);
       if (p.sidecar && !p.sidecar.configured) reasons.push(`pod ${p.plan.key}: sidecar has no config yet`);
     }
@@ -743,11 +868,17 @@ export class LocalMesh {
       );
     }
     out('');
-    const rows = [['POD', 'IP', 'SERVES', 'SIDECAR OUTBOUND']];
-    for (const p of [...this.#pods.values()].sort((a, b) => (a.plan.key < b.plan.key ? -1 : 1))) {
+    const rows = [['POD', 'IP', 'SERVES', this.#network ? 'SIDECAR  NETWORK NAMESPACE' : 'SIDECAR OUTBOUND']];
+    const pods = [...this.#pods.values()].sort((a, b) => (a.plan.key < b.plan.key ? -1 : 1));
+    for (const p of pods) {
       const ports = p.workloads.flatMap((w) => [...w.plan.ports, ...w.plan.h2cPorts.map((x) => `${x}/h2c`)]).join(',');
       const outbound = p.sidecar ? this.#outbound(p.sidecar.id) : undefined;
-      rows.push([p.plan.key, p.plan.ip, ports || '-', outbound ? `${outbound.address}:${outbound.port}` : '-']);
+      const last = this.#network
+        ? `${(p.sidecar ? 'yes' : 'no').padEnd(9)}${p.netns ?? '-'}`
+        : outbound
+          ? `${outbound.address}:${outbound.port}`
+          : '-';
+      rows.push([p.plan.key, p.plan.ip, ports || '-', last]);
     }
     const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
     for (const r of rows) out(`  ${r.map((c, i) => c.padEnd(widths[i])).join('  ')}`.trimEnd());
@@ -772,6 +903,7 @@ export class LocalMesh {
       configs: this.configs.entries().map(([, v]) => v.config),
       weft: this.#weftCommand(),
       stateDirFlag: this.#stateDirFlag(),
+      podNetns: (key) => this.#pods.get(key)?.netns,
     });
     if (lines.length > 0) {
       out('');
@@ -846,10 +978,12 @@ export class LocalMesh {
           pid: w.child.pid,
         })),
       };
+      if (p.netns) pod.netns = p.netns;
       if (p.sidecar) {
         pod.sidecar = {
           proxyId: p.sidecar.id,
-          outbound: this.#outbound(p.sidecar.id),
+          // Reached through capture with --netns, not as an explicit proxy from the host.
+          outbound: this.#network ? undefined : this.#outbound(p.sidecar.id),
           adminPort: p.sidecar.adminPort,
           pid: p.sidecar.child.pid,
           configured: p.sidecar.configured,
@@ -883,8 +1017,21 @@ export class LocalMesh {
         configured: g.proxy?.configured ?? false,
       };
     });
+    const n = this.#network;
     return {
       pid: process.pid,
+      ...(n
+        ? {
+            netns: {
+              prefix: n.prefix,
+              bridge: n.bridge.name,
+              gateway: n.gateway,
+              cidr: n.cidr,
+              podCidr: n.podCidr,
+              serviceCidr: n.serviceCidr,
+            },
+          }
+        : {}),
       startedAt: new Date(this.#startedAt).toISOString(),
       updatedAt: new Date().toISOString(),
       dir: path.resolve(this.o.dir),
@@ -914,6 +1061,16 @@ export class LocalMesh {
     return out;
   }
 
+  /** No more waiting (a second Ctrl-C): SIGKILL to every child's group, then the pods' network is removed. */
+  async abort(): Promise<void> {
+    for (const pgid of this.processGroups()) {
+      try {
+        process.kill(-pgid, 'SIGKILL');
+      } catch {}
+    }
+    await this.#network?.close();
+  }
+
   /** Stops the proxies (they drain what they can), then the workloads, then the control plane. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -939,6 +1096,8 @@ export class LocalMesh {
     await this.#caServer?.close();
     await this.#supervisor?.close();
     await this.#tracing?.shutdown();
+    // Last: the namespaces (whatever still runs in them), the bridge, its chains, the hosts files.
+    await this.#network?.close();
     await this.#stateWrite.catch(() => {});
     const ms = (a: number, b: number) => Math.round(b - a);
     this.log.info(
