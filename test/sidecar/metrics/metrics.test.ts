@@ -7,45 +7,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import { CODE_CLASSES, DURATION_BUCKETS, ProxyMetrics } from '../../../sidecar/metrics.ts';
 import { startEchoServer } from '../../helpers/echo-server.ts';
+import { parseExposition, sampleValue } from '../../helpers/prometheus.ts';
 import { cluster, edgeConfig, route, send, startTestProxy, to } from '../harness.ts';
 
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** Parses the Prometheus text format (what this proxy writes: no escapes in label values, no timestamps). */
-function parse(text: string): { samples: Sample[]; types: Map<string, string> } {
-  const samples: Sample[] = [];
-  const types = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    if (line.startsWith('# TYPE ')) {
-      const [, , name, type] = line.split(' ');
-      types.set(name, type);
-      continue;
-    }
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m) throw new Error(`unparsable line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"/g)) labels[l[1]] = l[2];
-    samples.push({ name: m[1], labels, value: Number(m[3]) });
-  }
-  return { samples, types };
-}
+const parse = parseExposition;
 
 async function scrape(adminPort: number) {
   const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`);
   return { status: res.status, type: res.headers.get('content-type'), text: await res.text() };
 }
 
-/** The value of the one sample of `name` whose labels include `labels`; undefined when none. */
-function value(samples: Sample[], name: string, labels: Record<string, string>): number | undefined {
-  const found = samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
-  if (found.length > 1) throw new Error(`${found.length} samples of ${name} match ${JSON.stringify(labels)}`);
-  return found[0]?.value;
-}
+const value = sampleValue;
 
 test('routed requests are counted and timed by listener, route, rule, backend and status class', async (t) => {
   const echo = await startEchoServer({ pod: 'a' });
