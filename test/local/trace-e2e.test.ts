@@ -1,12 +1,12 @@
 // Tracing end to end in `weft local`: every proxy and the control plane export to an OTLP/HTTP receiver run by the
-// test (it decodes the OTLP JSON the exporters send). One request with a W3C traceparent goes in at the edge:
-// Gateway → HTTPRoute → Service A (meshed: the edge reaches A's sidecar over mTLS), whose app calls Service B
-// through A's sidecar (the echo server's X-Echo-Call, passing the trace headers on as an instrumented app does),
-// B's sidecar hands it to B's app. Asserted: one trace of eight proxy spans (server and client at the edge, at A's
+// test (it decodes the OTLP JSON the exporters send), on examples/tracing. One request with a W3C traceparent goes
+// in at the edge: Gateway → HTTPRoute → Service web (meshed: the edge reaches web-0's sidecar over mTLS), whose app
+// calls Service inventory through its sidecar (the echo server's X-Echo-Call, passing the trace headers on as an
+// instrumented app does); inventory-0's sidecar hands it to its app. Asserted: one trace of eight proxy spans (server and client at the edge, at A's
 // mesh listener, at A's outbound listener, at B's mesh listener), each the child of the one before, with the HTTP
 // and weft attributes; the traceparent each app received names the client span that delivered it; tracestate
 // crosses every hop; and the control plane's translate and push spans, the pushes children of the translation.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -19,68 +19,16 @@ import { OtlpReceiver, type ReceivedSpan, SPAN_KIND_CLIENT, SPAN_KIND_SERVER } f
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 // Ports below 1024 move up by this much; pods get addresses no other test uses.
 const OFFSET = 41_000;
-const NS = 'trace-e2e';
+const NS = 'shop';
 const A_IP = '127.77.1.1';
 const B_IP = '127.77.1.2';
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/;
 
-const manifests = `
-apiVersion: v1
-kind: Namespace
-metadata: { name: ${NS}, labels: { weft.dev/inject: enabled } }
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: { name: weft }
-spec: { controllerName: weft.dev/gateway-controller }
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: { name: trace-edge, namespace: ${NS} }
-spec:
-  gatewayClassName: weft
-  listeners: [{ name: web, protocol: HTTP, port: 80 }]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: { name: front, namespace: ${NS} }
-spec:
-  parentRefs: [{ name: trace-edge }]
-  hostnames: [front.example]
-  rules: [{ name: to-a, backendRefs: [{ name: svc-a, port: 8080 }] }]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: { name: b-route, namespace: ${NS} }
-spec:
-  parentRefs: [{ group: '', kind: Service, name: svc-b, port: 8080 }]
-  rules: [{ name: main, backendRefs: [{ name: svc-b, port: 8080 }] }]
-${['a', 'b']
-  .map(
-    (x) => `---
-apiVersion: v1
-kind: Service
-metadata: { name: svc-${x}, namespace: ${NS} }
-spec: { selector: { app: ${x} }, ports: [{ port: 8080, targetPort: 8080 }] }
----
-apiVersion: v1
-kind: Pod
-metadata: { name: ${x}-0, namespace: ${NS}, labels: { app: ${x} } }
-spec:
-  serviceAccountName: sa-${x}
-  containers:
-    - name: app
-      image: example.com/app-${x}:1
-      ports: [{ containerPort: 8080 }]
-      # The app's calls go to its sidecar's outbound listener (no iptables capture on loopback).
-      env: [{ name: HTTP_PROXY, value: 'http://${x === 'a' ? A_IP : B_IP}:15001' }]
-status:
-  phase: Running
-  podIP: ${x === 'a' ? A_IP : B_IP}
-  conditions: [{ type: Ready, status: 'True' }]
-`,
-  )
-  .join('')}`;
+/** examples/tracing (what docs/tracing.md runs), its pods moved to addresses no other test uses. */
+async function world(): Promise<string> {
+  const text = await readFile(path.join(root, 'examples/tracing/shop.yaml'), 'utf8');
+  return text.replaceAll('127.20.200.1', A_IP).replaceAll('127.20.200.2', B_IP);
+}
 
 interface Ctx {
   tmp: string;
@@ -95,7 +43,7 @@ test.before(async (t) => {
   t.context = { tmp, rx } as Ctx;
   const dir = path.join(tmp, 'world');
   await mkdir(dir);
-  await writeFile(path.join(dir, 'world.yaml'), manifests);
+  await writeFile(path.join(dir, 'world.yaml'), await world());
   const began = performance.now();
   t.context.mesh = await startLocalMesh({
     dir,
@@ -144,24 +92,24 @@ function get(
 
 const spiffe = (sa: string) => `spiffe://cluster.local/ns/${NS}/sa/${sa}`;
 
-test('one request through edge → sidecar A → app A → sidecar A → sidecar B → app B is one trace of eight chained spans', async (t) => {
+test('one request through edge → sidecar → app → sidecar → sidecar → app is one trace of eight chained spans', async (t) => {
   const { mesh, rx } = t.context;
-  const gw = mesh.state().gateways.find((g) => g.name === 'trace-edge')!;
+  const gw = mesh.state().gateways.find((g) => g.name === 'edge')!;
   const port = gw.listeners.find((l) => l.port === 80)!.localPort;
   const traceId = '5b8efff798038103d269b633813fc60c';
   const callerSpan = 'eee19b7ec3c1b174';
   const r = await get(gw.address!, port, {
-    host: 'front.example',
+    host: 'shop.example',
     traceparent: `00-${traceId}-${callerSpan}-01`,
     tracestate: 'weft=e2e',
-    'x-echo-call': `http://svc-b.${NS}:8080/inventory`,
+    'x-echo-call': `http://inventory.${NS}:8080/stock`,
   });
   t.is(r.status, 200, r.body);
   const reply = JSON.parse(r.body) as EchoReply;
-  t.is(reply.pod, 'a-0');
+  t.is(reply.pod, 'web-0');
   t.is(reply.call?.status, 200, JSON.stringify(reply.call));
   const atB = reply.call!.body!;
-  t.is(atB.pod, 'b-0');
+  t.is(atB.pod, 'inventory-0');
 
   await rx.waitFor((s) => s.filter((x) => x.traceId === traceId).length >= 8, 15_000);
   const spans = rx.trace(traceId);
@@ -176,9 +124,9 @@ test('one request through edge → sidecar A → app A → sidecar A → sidecar
     chain.push(next[0]);
   }
   t.is(chain.length, 8);
-  const edge = 'edge:trace-e2e/trace-edge';
-  const a = 'sidecar:trace-e2e/a-0';
-  const b = 'sidecar:trace-e2e/b-0';
+  const edge = `edge:${NS}/edge`;
+  const a = `sidecar:${NS}/web-0`;
+  const b = `sidecar:${NS}/inventory-0`;
   t.deepEqual(
     chain.map((s) => [s.resource['service.name'], s.kind, s.attributes['weft.listener.kind']]),
     [
@@ -212,10 +160,10 @@ test('one request through edge → sidecar A → app A → sidecar A → sidecar
   t.like(edgeIn.attributes, {
     'url.path': '/order',
     'url.scheme': 'http',
-    'server.address': 'front.example',
+    'server.address': 'shop.example',
     'weft.route': `${NS}/front`,
-    'weft.rule': 'to-a',
-    'weft.gateway': `${NS}/trace-edge`,
+    'weft.rule': 'to-web',
+    'weft.gateway': `${NS}/edge`,
     'weft.gateway.listener': 'web',
     'weft.proxy.id': edge,
   });
@@ -223,11 +171,11 @@ test('one request through edge → sidecar A → app A → sidecar A → sidecar
     'server.address': A_IP,
     'server.port': 15008,
     'weft.route': `${NS}/front`,
-    'weft.rule': 'to-a',
-    'weft.backend.service': `${NS}/svc-a`,
+    'weft.rule': 'to-web',
+    'weft.backend.service': `${NS}/web`,
     'weft.endpoint': `${A_IP}:15008`,
-    'weft.endpoint.pod': `${NS}/a-0`,
-    'weft.peer.identity': spiffe('sa-a'),
+    'weft.endpoint.pod': `${NS}/web-0`,
+    'weft.peer.identity': spiffe('web'),
   });
   t.truthy(edgeOut.attributes['weft.backend']);
   // A's mesh listener verified the edge's certificate; B's verified A's.
@@ -235,28 +183,28 @@ test('one request through edge → sidecar A → app A → sidecar A → sidecar
   t.like(aIn.attributes, { 'url.path': '/order', 'weft.proxy.id': a });
   t.like(aToApp.attributes, { 'server.address': A_IP, 'server.port': 8080, 'weft.endpoint': `${A_IP}:8080` });
   t.like(aOut.attributes, {
-    'url.path': '/inventory',
-    'server.address': `svc-b.${NS}`,
+    'url.path': '/stock',
+    'server.address': `inventory.${NS}`,
     'server.port': 8080,
-    'weft.service': `${NS}/svc-b`,
-    'weft.route': `${NS}/b-route`,
+    'weft.service': `${NS}/inventory`,
+    'weft.route': `${NS}/inventory`,
     'weft.rule': 'main',
   });
   t.like(aToB.attributes, {
     'server.address': B_IP,
-    'weft.backend.service': `${NS}/svc-b`,
-    'weft.endpoint.pod': `${NS}/b-0`,
-    'weft.peer.identity': spiffe('sa-b'),
-    'weft.route': `${NS}/b-route`,
+    'weft.backend.service': `${NS}/inventory`,
+    'weft.endpoint.pod': `${NS}/inventory-0`,
+    'weft.peer.identity': spiffe('inventory'),
+    'weft.route': `${NS}/inventory`,
   });
-  t.like(bIn.attributes, { 'weft.peer.identity': spiffe('sa-a'), 'weft.proxy.id': b, 'url.path': '/inventory' });
+  t.like(bIn.attributes, { 'weft.peer.identity': spiffe('web'), 'weft.proxy.id': b, 'url.path': '/stock' });
   t.like(bToApp.attributes, { 'weft.endpoint': `${B_IP}:8080` });
   for (const s of chain) t.false('weft.retry' in s.attributes || 'weft.mirror' in s.attributes);
 });
 
 test('the control plane traces its translations and the pushes each made, ended by the acks', async (t) => {
   const { rx } = t.context;
-  const proxies = ['edge:trace-e2e/trace-edge', 'sidecar:trace-e2e/a-0', 'sidecar:trace-e2e/b-0'];
+  const proxies = [`edge:${NS}/edge`, `sidecar:${NS}/web-0`, `sidecar:${NS}/inventory-0`];
   await rx.waitFor(
     (s) =>
       proxies.every((id) =>

@@ -1,0 +1,333 @@
+// `npm run bench:tracing`: what tracing costs the proxy, as throughput ratios within one run. An edge proxy with the
+// bench's one route (bench/tracing-proxy.ts, pinned to the proxy core) is run in several variants side by side —
+// tracing off; on at 0 %, 1 % and 100 % sampling exporting to a local OTLP/HTTP sink; at 100 % with a collector
+// that refuses connections and with one that accepts and never answers — and each is saturated in turn (wrk, else
+// autocannon, on the load core) for several interleaved rounds. Requests carry no trace context, so the edge's
+// ratio decides. Reported: median requests/s per variant and the median over rounds of its ratio to "off" measured
+// in the same round; spans the sink received and the proxies' own export counters. With --write-doc the
+// "## Tracing" section of docs/performance.md is replaced (other sections are kept).
+//   node bench/tracing.ts [--rounds N] [--seconds S] [--connections C] [--quick] [--write-doc]
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { detectPinning, type NodeChild, type Pinning, spawnNode } from './lib/child.ts';
+import { edgeOneRoute } from './lib/configs.ts';
+import { loadavg } from 'node:os';
+import { machine, otherWork } from './lib/machine.ts';
+import { type SaturationOptions, type SaturationResult, saturateAutocannon, saturateWrk } from './lib/saturation.ts';
+import { ensureTools, type Tools } from './lib/tools.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '..');
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string' },
+    seconds: { type: 'string' },
+    connections: { type: 'string', default: '64' },
+    quick: { type: 'boolean', default: false },
+    'write-doc': { type: 'boolean', default: false },
+  },
+});
+const ROUNDS = Number(values.rounds ?? (values.quick ? 2 : 5));
+const SECONDS = Number(values.seconds ?? (values.quick ? 2 : 6));
+const CONNECTIONS = Number(values.connections);
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+// ---- the OTLP sink: reads each export, counts its spans, answers 200 ----
+
+interface Sink {
+  server: Server;
+  url: string;
+  requests: number;
+  spans: number;
+  bytes: number;
+}
+
+const SPAN_ID = Buffer.from('"spanId"');
+
+function countSpans(body: Buffer): number {
+  let n = 0;
+  for (let i = body.indexOf(SPAN_ID); i >= 0; i = body.indexOf(SPAN_ID, i + SPAN_ID.length)) n++;
+  return n;
+}
+
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+async function startSink(): Promise<Sink> {
+  const sink: Sink = { server: createServer(), url: '', requests: 0, spans: 0, bytes: 0 };
+  sink.server.on('request', (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      sink.requests++;
+      sink.bytes += body.length;
+      sink.spans += countSpans(body);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  sink.url = await listen(sink.server);
+  return sink;
+}
+
+/** A collector that accepts connections and never answers (exports end by their timeout). */
+async function startBlackhole(): Promise<{ server: Server; url: string }> {
+  const server = createServer(() => {});
+  return { server, url: await listen(server) };
+}
+
+/** A URL nothing listens on (connections refused). */
+async function refusedUrl(): Promise<string> {
+  const s = createServer();
+  const url = await listen(s);
+  await new Promise((r) => s.close(r));
+  return url;
+}
+
+// ---- children ----
+
+const stops: (() => Promise<unknown>)[] = [];
+
+async function startChild(pinning: Pinning, core: number, script: string, args: string[]) {
+  const child = spawnNode(pinning, core, join(here, script), args);
+  stops.push(() => child.stop());
+  const ready = await child.next<{ type: string; port: number }>('ready', 30_000);
+  return { child, port: ready.port };
+}
+
+interface Variant {
+  name: string;
+  /** Collector URL and ratio; absent: tracing off. */
+  tracing?: { url: string; ratio: number };
+  child?: NodeChild;
+  port?: number;
+  rps: number[];
+  ratios: number[];
+  other: number[];
+  errors: number;
+  non2xx: number;
+  counters?: Record<string, number>;
+}
+
+function probe(port: number): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/', headers: { host: 'bench' } }, (res) => {
+      res.resume();
+      res.on('end', () =>
+        res.statusCode === 200 ? resolvePromise() : reject(new Error(`probe: status ${res.statusCode}`)),
+      );
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0 ? Number.NaN : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+async function saturate(tools: Tools, pinning: Pinning, port: number, durationS: number): Promise<SaturationResult> {
+  const o: SaturationOptions = { port, authority: 'bench', connections: CONNECTIONS, durationS };
+  return tools.wrk ? saturateWrk(tools.wrk.path, pinning, o) : saturateAutocannon(pinning, o);
+}
+
+function parseCounters(lines: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const l of lines) {
+    const m = /^(weft_proxy_trace_\w+)(?:\{reason="(\w+)"\})? (\S+)$/.exec(l);
+    if (m) out[m[2] ? `${m[1]}{${m[2]}}` : m[1]] = Number(m[3]);
+  }
+  return out;
+}
+
+// ---- report ----
+
+function pct(ratio: number): string {
+  const cost = (1 - ratio) * 100;
+  return `${cost >= 0 ? '' : '−'}${Math.abs(cost).toFixed(1)} %`;
+}
+
+function section(o: {
+  variants: Variant[];
+  sink: Sink;
+  tools: Tools;
+  pinning: Pinning;
+  load: number[];
+  seconds: number;
+}): string {
+  const m = machine();
+  const date = new Date().toISOString().slice(0, 10);
+  const lines = [
+    '## Tracing',
+    '',
+    '`npm run bench:tracing` (bench/tracing.ts) measures what tracing costs the edge proxy (one route, node:http',
+    'engine), as requests/s at saturation relative to the same proxy with tracing off, in one run. Written by the',
+    `script; last run ${date}, ${Math.round(o.seconds)} s in all.`,
+    '',
+    `- ${m.cpu}, ${m.cores} cores; Node ${process.version}; load generator ${o.tools.wrk ? `wrk ${o.tools.wrk.version} -t1` : 'autocannon'}, ${CONNECTIONS} connections, no trace context on requests`,
+    `- ${o.pinning.note}; the OTLP sink (reads, counts, answers 200) runs in the orchestrator on the load core`,
+    `- ${ROUNDS} rounds of ${SECONDS} s per variant, the variants' order rotated each round; the ratio of a round is`,
+    '  against "off" measured in the same round, and the table gives medians over rounds',
+    `- load average at start: ${o.load.map((x) => x.toFixed(2)).join(' / ')}; other work: CPU of processes outside the bench, in cores`,
+    '',
+    "| variant | requests/s (median) | ratio to off (median) | cost | rounds' ratios | other work (median) | errors / non-2xx |",
+    '|---|---:|---:|---:|---|---:|---:|',
+  ];
+  for (const v of o.variants) {
+    const r = median(v.ratios);
+    lines.push(
+      `| ${v.name} | ${Math.round(median(v.rps)).toLocaleString('en-US')} | ${r.toFixed(3)} | ${v.tracing ? pct(r) : '—'} | ${v.ratios.map((x) => x.toFixed(2)).join(', ')} | ${median(v.other).toFixed(2)} | ${v.errors} / ${v.non2xx} |`,
+    );
+  }
+  lines.push(
+    '',
+    'Export counters of each traced proxy at the end (`weft_proxy_trace_*`), and what the sink received:',
+    '',
+  );
+  lines.push('| variant | spans exported | dropped: queue full | dropped: export failed | failed exports |');
+  lines.push('|---|---:|---:|---:|---:|');
+  for (const v of o.variants) {
+    if (!v.tracing) continue;
+    const c = v.counters ?? {};
+    const n = (k: string) => (c[k] ?? 0).toLocaleString('en-US');
+    lines.push(
+      `| ${v.name} | ${n('weft_proxy_trace_spans_exported_total')} | ${n('weft_proxy_trace_spans_dropped_total{queue_full}')} | ${n('weft_proxy_trace_spans_dropped_total{export_failed}')} | ${n('weft_proxy_trace_export_failures_total')} |`,
+    );
+  }
+  lines.push(
+    '',
+    `The sink received ${o.sink.spans.toLocaleString('en-US')} spans in ${o.sink.requests.toLocaleString('en-US')} export requests (${(o.sink.bytes / 1e6).toFixed(1)} MB of OTLP JSON).`,
+  );
+  return `${lines.join('\n')}\n`;
+}
+
+function writeDoc(text: string): void {
+  const file = join(root, 'docs/performance.md');
+  let doc = existsSync(file) ? readFileSync(file, 'utf8') : '# Performance\n';
+  const start = doc.search(/^## Tracing\s*$/m);
+  if (start >= 0) {
+    const rest = doc.slice(start + 1);
+    const next = rest.search(/^## /m);
+    const end = next < 0 ? doc.length : start + 1 + next;
+    doc = `${doc.slice(0, start)}${text.trimEnd()}\n${end < doc.length ? `\n${doc.slice(end)}` : ''}`;
+  } else doc = `${doc.trimEnd()}\n\n${text.trimEnd()}\n`;
+  writeFileSync(file, doc);
+}
+
+// ---- run ----
+
+async function main(): Promise<void> {
+  const began = performance.now();
+  const load = loadavg();
+  const pinning = detectPinning();
+  const tools = ensureTools();
+  log(`pinning: ${pinning.note}; load: ${tools.wrk ? 'wrk' : 'autocannon'}`);
+  const sink = await startSink();
+  const hole = await startBlackhole();
+  const refused = await refusedUrl();
+  const backend = await startChild(pinning, pinning.loadCore, 'proxy-backend.ts', []);
+  const config = JSON.stringify(edgeOneRoute(1, backend.port));
+  const variants: Variant[] = [
+    { name: 'off', rps: [], ratios: [], other: [], errors: 0, non2xx: 0 },
+    {
+      name: 'on, 0 % sampled',
+      tracing: { url: sink.url, ratio: 0 },
+      rps: [],
+      ratios: [],
+      other: [],
+      errors: 0,
+      non2xx: 0,
+    },
+    {
+      name: '1 % sampled',
+      tracing: { url: sink.url, ratio: 0.01 },
+      rps: [],
+      ratios: [],
+      other: [],
+      errors: 0,
+      non2xx: 0,
+    },
+    {
+      name: '100 % sampled',
+      tracing: { url: sink.url, ratio: 1 },
+      rps: [],
+      ratios: [],
+      other: [],
+      errors: 0,
+      non2xx: 0,
+    },
+    {
+      name: '100 %, collector refuses connections',
+      tracing: { url: refused, ratio: 1 },
+      rps: [],
+      ratios: [],
+      other: [],
+      errors: 0,
+      non2xx: 0,
+    },
+    {
+      name: '100 %, collector never answers',
+      tracing: { url: hole.url, ratio: 1 },
+      rps: [],
+      ratios: [],
+      other: [],
+      errors: 0,
+      non2xx: 0,
+    },
+  ];
+  try {
+    for (const v of variants) {
+      const args = v.tracing ? [config, v.tracing.url, String(v.tracing.ratio)] : [config];
+      const p = await startChild(pinning, pinning.proxyCore, 'tracing-proxy.ts', args);
+      v.child = p.child;
+      v.port = p.port;
+      await probe(p.port);
+    }
+    log('warming up each variant');
+    for (const v of variants) await saturate(tools, pinning, v.port!, Math.min(2, SECONDS));
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = variants.map((_, i) => variants[(i + round) % variants.length]);
+      const rps = new Map<Variant, number>();
+      for (const v of order) {
+        const end = otherWork();
+        const r = await saturate(tools, pinning, v.port!, SECONDS);
+        const other = end();
+        rps.set(v, r.rps);
+        v.rps.push(r.rps);
+        v.other.push(other);
+        v.errors += r.errors;
+        v.non2xx += r.non2xx;
+        log(`round ${round + 1}/${ROUNDS} ${v.name}: ${Math.round(r.rps)} rps (other work ${other.toFixed(2)} cores)`);
+      }
+      const off = rps.get(variants[0])!;
+      for (const v of variants) v.ratios.push(rps.get(v)! / off);
+    }
+    for (const v of variants) {
+      if (!v.tracing) continue;
+      v.child!.send({ type: 'metrics' });
+      v.counters = parseCounters((await v.child!.next<{ type: string; lines: string[] }>('metrics', 10_000)).lines);
+    }
+  } finally {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+    sink.server.close();
+    hole.server.closeAllConnections();
+    hole.server.close();
+  }
+  const text = section({ variants, sink, tools, pinning, load, seconds: (performance.now() - began) / 1000 });
+  process.stdout.write(`\n${text}`);
+  if (values['write-doc']) {
+    writeDoc(text);
+    log('docs/performance.md: "## Tracing" written');
+  }
+}
+
+await main();
