@@ -4,6 +4,7 @@
 // 1 failure (bad input, a problem in status, a runtime error), 2 usage error, 3 a bug in weft.
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { checkCommand } from './commands/check.ts';
 import { controlplaneCommand } from './commands/controlplane.ts';
 import { echoCommand } from './commands/echo.ts';
 import { injectCommand } from './commands/inject.ts';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   program.addCommand(echoCommand());
   program.addCommand(localCommand());
   program.addCommand(proxyStatusCommand());
+  program.addCommand(checkCommand());
   program.addCommand(controlplaneCommand(weftVersion()));
   // Settings .command() would copy to subcommands, applied to all since they are built apart:
   // commander must throw instead of exiting, so usage errors get exit code 2 here.
