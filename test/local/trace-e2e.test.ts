@@ -178,8 +178,8 @@ test('one request through edge → sidecar → app → sidecar → sidecar → a
     'weft.peer.identity': spiffe('web'),
   });
   t.truthy(edgeOut.attributes['weft.backend']);
-  // A's mesh listener verified the edge's certificate; B's verified A's.
-  t.regex(String(aIn.attributes['weft.peer.identity']), new RegExp(`^spiffe://cluster\\.local/ns/${NS}/sa/`));
+  // web-0's mesh listener verified the edge's certificate (the Gateway's ServiceAccount); inventory-0's, web's.
+  t.is(aIn.attributes['weft.peer.identity'], spiffe('edge-weft'));
   t.like(aIn.attributes, { 'url.path': '/order', 'weft.proxy.id': a });
   t.like(aToApp.attributes, { 'server.address': A_IP, 'server.port': 8080, 'weft.endpoint': `${A_IP}:8080` });
   t.like(aOut.attributes, {
