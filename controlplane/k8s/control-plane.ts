@@ -1,6 +1,7 @@
 // The Kubernetes side of the control plane, wired: the pipeline on a KubernetesProvider, the status writer
-// following the pipeline's statuses and reading the provider's informer cache, and the leader elector gating
-// the writer. Every piece is a runner for the runtime's Supervisor (in `runners`, in start order).
+// following the pipeline's statuses and reading the provider's informer cache, the Gateway provisioner following
+// its snapshots (when given a proxy image), and the leader elector gating both writers. Every piece is a runner
+// for the runtime's Supervisor (in `runners`, in start order).
 import type { Logger } from 'pino';
 import { Pipeline } from '../runtime/pipeline.ts';
 import type { Runner } from '../runtime/runner.ts';
@@ -8,6 +9,7 @@ import { DEFAULT_CONTROLLER_NAME, type TranslateOptions } from '../translate/typ
 import type { KubeClient } from './client.ts';
 import { LeaderElector, type LeaderElectorOptions } from './leader.ts';
 import { KubernetesProvider, type KubernetesProviderOptions } from './provider.ts';
+import { GatewayProvisioner, type GatewayProvisionerOptions } from './provisioner.ts';
 import { StatusWriter, type StatusWriterOptions } from './status-writer.ts';
 
 export interface KubernetesControlPlaneOptions {
@@ -22,15 +24,22 @@ export interface KubernetesControlPlaneOptions {
   writer?: Omit<Partial<StatusWriterOptions>, 'client' | 'logger' | 'leader' | 'cache' | 'controllerName'>;
   /** Lease settings, or false to write status without an election (a single replica). */
   leader?: Omit<Partial<LeaderElectorOptions>, 'client' | 'logger' | 'namespace' | 'identity'> | false;
+  /**
+   * Gateway provisioning (a Deployment and Service per Gateway of weft's class): on when given, with at least the
+   * proxy image (`weft controlplane --proxy-image`). The control plane's namespace, controller name and trust domain
+   * come from the options above.
+   */
+  provisioner?: Omit<GatewayProvisionerOptions, 'client' | 'logger' | 'leader' | 'cache' | 'controllerName'>;
 }
 
 export interface KubernetesControlPlane {
   pipeline: Pipeline;
   writer: StatusWriter;
+  provisioner: GatewayProvisioner | undefined;
   leader: LeaderElector | undefined;
   /** The provider of the pipeline's current run (a new one after each restart). */
   readonly provider: KubernetesProvider | undefined;
-  /** provider, translator, status writer, leader elector: add them to a Supervisor in this order. */
+  /** provider, translator, status writer, provisioner, leader elector: add them to a Supervisor in this order. */
   runners: Runner[];
 }
 
@@ -53,24 +62,38 @@ export function kubernetesControlPlane(o: KubernetesControlPlaneOptions): Kubern
     ...(o.logger ? { logger: o.logger } : {}),
     ...o.writer,
   });
+  const provisioner = o.provisioner
+    ? new GatewayProvisioner({
+        client: o.client,
+        controllerName,
+        controlPlaneNamespace: o.namespace,
+        ...(o.translateOptions?.trustDomain ? { trustDomain: o.translateOptions.trustDomain } : {}),
+        ...(leader ? { leader } : {}),
+        ...(o.logger ? { logger: o.logger } : {}),
+        ...o.provisioner,
+      })
+    : undefined;
   let provider: KubernetesProvider | undefined;
   const pipeline = new Pipeline({
     provider: () => {
       provider = new KubernetesProvider({ client: o.client, ...(o.logger ? { logger: o.logger } : {}), ...o.provider });
       writer.setCache(provider);
+      provisioner?.setCache(provider);
       return provider;
     },
     ...(o.translateOptions ? { translateOptions: o.translateOptions } : {}),
     ...(o.logger ? { logger: o.logger } : {}),
   });
   writer.attach(pipeline.statuses);
+  provisioner?.attach(pipeline.snapshots);
   return {
     pipeline,
     writer,
+    provisioner,
     leader,
     get provider() {
       return provider;
     },
-    runners: [...pipeline.runners, writer, ...(leader ? [leader] : [])],
+    runners: [...pipeline.runners, writer, ...(provisioner ? [provisioner] : []), ...(leader ? [leader] : [])],
   };
 }

@@ -354,7 +354,8 @@ function endpointSlicesFor(svc: Service, pods: readonly Pod[]): EndpointSlice[] 
   return slices;
 }
 
-function gatewayService(gw: Gateway, cls: GatewayClass, ingressIP: string): Service {
+/** The ports of a Gateway's Service: one per distinct listener port, named after its first listener. */
+export function gatewayServicePorts(gw: Gateway): ServicePort[] {
   const ports: ServicePort[] = [];
   const names = new Set<string>();
   for (const l of gw.spec.listeners) {
@@ -363,6 +364,11 @@ function gatewayService(gw: Gateway, cls: GatewayClass, ingressIP: string): Serv
     names.add(name);
     ports.push({ name, protocol: l.protocol === 'UDP' ? 'UDP' : 'TCP', port: l.port, targetPort: l.port });
   }
+  return ports;
+}
+
+function gatewayService(gw: Gateway, cls: GatewayClass, ingressIP: string): Service {
+  const ports = gatewayServicePorts(gw);
   const owner: NonNullable<ObjectMeta['ownerReferences']>[number] = {
     apiVersion: gw.apiVersion,
     kind: 'Gateway',
