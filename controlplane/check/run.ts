@@ -107,7 +107,8 @@ function why(e: unknown): string {
   let err = e as Error & { code?: string };
   while (err?.cause instanceof Error) err = err.cause as Error & { code?: string };
   const message = err?.message ?? String(e);
-  return err?.code && !message.includes(err.code) ? `${err.code} ${message}` : message;
+  // Only Node's string codes (ECONNREFUSED); a DOMException's numeric code says nothing.
+  return typeof err?.code === 'string' && !message.includes(err.code) ? `${err.code} ${message}` : message;
 }
 
 const forbidden = (e: unknown) => e instanceof KubeApiError && (e.statusCode === 401 || e.statusCode === 403);
@@ -437,7 +438,7 @@ class Checker {
         this.add(
           fail(
             name,
-            `${label(c)} (${source}) expired on ${isoDate(v.notAfter)}, ${v.daysAgo} days ago: proxies get no certificates and mTLS fails`,
+            `${label(c)} from ${source}: expired on ${isoDate(v.notAfter)}, ${v.daysAgo} days ago: proxies get no certificates and mTLS fails`,
             rotate,
           ),
         );
@@ -447,7 +448,7 @@ class Checker {
         this.add(
           fail(
             name,
-            `${label(c)} (${source}) is not valid before ${v.notBefore.toISOString()}`,
+            `${label(c)} from ${source}: not valid before ${v.notBefore.toISOString()}`,
             'check the clocks of this machine and of the cluster’s nodes, or issue the CA with a notBefore in the past',
           ),
         );
@@ -458,7 +459,7 @@ class Checker {
       .map(({ c, v }) => ({ c, v: v as Extract<typeof v, { state: 'valid' }> }))
       .sort((a, b) => a.v.notAfter.getTime() - b.v.notAfter.getTime())[0];
     const days = nearest.v.daysLeft;
-    const text = `${label(nearest.c)} (${source}) valid until ${isoDate(nearest.v.notAfter)}, ${days} day${days === 1 ? '' : 's'} left`;
+    const text = `${label(nearest.c)} from ${source}: valid until ${isoDate(nearest.v.notAfter)}, ${days} day${days === 1 ? '' : 's'} left`;
     if (days < this.o.expiryWarningDays)
       this.add(warn(name, `${text}: expires within ${this.o.expiryWarningDays} days`, rotate));
     else this.add(ok(name, text));
@@ -529,7 +530,11 @@ class Checker {
       if (root && !holds(bundle, root)) stale.push(ns);
     }
     if (missing.length === 0 && stale.length === 0) {
-      this.add(ok(name, `${cm} holds the root in all ${namespaces.length} namespaces labelled ${INJECT_SELECTOR}`));
+      const where =
+        namespaces.length === 1
+          ? `the namespace labelled ${INJECT_SELECTOR} (${namespaces[0]})`
+          : `all ${namespaces.length} namespaces labelled ${INJECT_SELECTOR}`;
+      this.add(ok(name, `${cm} holds the root in ${where}`));
       return;
     }
     const problems: string[] = [];
@@ -835,7 +840,7 @@ export async function runChecks(options: CheckOptions): Promise<CheckResult[]> {
     ])
       c.add(skip(n, needs));
     if (o.adminUrl) await c.proxies();
-    else c.add(skip(CHECK_NAMES.proxies, `${needs} (or --admin-url)`));
+    else c.add(skip(CHECK_NAMES.proxies, `${needs}, or --admin-url`));
     return c.results;
   }
   const classes = await c.gatewayCrds();

@@ -78,11 +78,11 @@ test('a healthy installation: every check ✓, and the text says what each found
   t.is(r.get('control plane')!.message, `2/2 replicas of Deployment ${NS}/weft-controlplane available`);
   t.regex(
     r.get('root CA certificate')!.message,
-    /^root CN=weft mesh root CA \(cluster\.local\) \(Secret weft-system\/weft-ca\) valid until \d{4}-\d\d-\d\d, 36\d\d days left$/,
+    /^root CN=weft mesh root CA \(cluster\.local\) from Secret weft-system\/weft-ca: valid until \d{4}-\d\d-\d\d, 36\d\d days left$/,
   );
   t.is(
     r.get('root CA ConfigMaps')!.message,
-    'weft-root-ca holds the root in all 1 namespaces labelled weft.dev/inject=enabled',
+    'weft-root-ca holds the root in the namespace labelled weft.dev/inject=enabled (shop)',
   );
   t.regex(
     r.get('webhook reachable')!.message,
@@ -159,7 +159,7 @@ test('an expired root CA: ✗ with the date and the rotation', async (t) => {
   t.is(r.status, 'fail');
   t.regex(
     r.message,
-    /^root CN=weft mesh root CA \(cluster\.local\) \(Secret weft-system\/weft-ca\) expired on \d{4}-\d\d-\d\d, 3 days ago: proxies get no certificates and mTLS fails$/,
+    /^root CN=weft mesh root CA \(cluster\.local\) from Secret weft-system\/weft-ca: expired on \d{4}-\d\d-\d\d, 3 days ago: proxies get no certificates and mTLS fails$/,
   );
   t.regex(r.fix!, /^rotate the CA before it expires/);
   // Without a root that can issue, no webhook serves here: not run in the cluster and no --webhook-url, it is skipped.
@@ -346,7 +346,7 @@ test('the Kubernetes API unreachable: ✗ with the fix, every check that needs i
   t.regex(results[0].message, new RegExp(`^cannot reach http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`));
   t.regex(results[0].fix!, /kubectl config current-context/);
   t.true(results.slice(1).every((r) => r.status === 'skip'));
-  t.is(results.at(-1)!.message, 'needs the Kubernetes API (or --admin-url)');
+  t.is(results.at(-1)!.message, 'needs the Kubernetes API, or --admin-url');
 
   const none = await runChecks({ clientError: new Error('kubeconfig has no current cluster'), inCluster: false });
   t.like(none[0], { status: 'fail', message: 'no usable kubeconfig: kubeconfig has no current cluster' });
