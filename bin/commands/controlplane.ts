@@ -248,6 +248,7 @@ export async function runControlPlane(version: string, opts: ControlPlaneCommand
   } catch (err) {
     // Stopped while starting (waiting for the API server): not a failure.
     if (!stopSignal) throw new CliError('WEFT_ERR_INPUT', `control plane: ${(err as Error).message}`);
+    logger.warn({ event: 'controlplane.stop-error', err }, `while stopping: ${(err as Error).message}`);
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);

@@ -172,6 +172,7 @@ export class ClusterControlPlane {
   #supervising: Promise<void> | undefined;
   #closed = false;
   #starting: Promise<void> | undefined;
+  #stopped: Promise<void> | undefined;
   readonly #readyWaiters: (() => void)[] = [];
 
   constructor(options: ClusterControlPlaneOptions) {
@@ -455,8 +456,12 @@ export class ClusterControlPlane {
    * Stops taking work (webhook, push, CA), then the runners (the leader releases its Lease), then the admin
    * endpoint. Proxies keep their configs and certificates and reconnect to the other replica.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    this.#stopped ??= this.#close();
+    return this.#stopped;
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     this.#closing.abort();
     // A start under way runs to its next step and gives up: then everything it started is here to close.
