@@ -4,7 +4,10 @@
 // reconciled; deleting the Gateway (or moving it to another class) removes the objects; other classes get nothing;
 // only the leader writes, and a new leader removes what was left of Gateways deleted meanwhile. Then the pure parts:
 // drift comparison, merge patches and the objects themselves.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import anyTest, { type TestFn } from 'ava';
+import { parse } from 'yaml';
 import type { KubeObject } from '../../controlplane/k8s/client.ts';
 import { kubernetesControlPlane } from '../../controlplane/k8s/control-plane.ts';
 import {
@@ -522,4 +525,29 @@ test('gatewayNamespaces: where the root CA ConfigMap must be published', (t) => 
   };
   const snapshot = ResourceSnapshot.from([gc, gw, other, refused] as Resource[]);
   t.deepEqual(gatewayNamespaces(snapshot), ['infra']);
+});
+
+test('the ProxySettings CRD matches what weft watches and reads', (t) => {
+  const file = fileURLToPath(new URL('../../charts/weft/crds/weft.dev_proxysettings.yaml', import.meta.url));
+  const crd = parse(readFileSync(file, 'utf8')) as {
+    spec: { group: string; scope: string; names: { kind: string; plural: string }; versions: Obj[] };
+  };
+  t.like(crd.spec, { group: PS.group, scope: 'Namespaced', names: { kind: 'ProxySettings', plural: PS.plural } });
+  t.deepEqual(
+    crd.spec.versions.map((v) => v.name),
+    [...PS.versions],
+  );
+  const spec = (crd.spec.versions[0] as { schema: { openAPIV3Schema: { properties: { spec: Obj } } } }).schema
+    .openAPIV3Schema.properties.spec as { properties: Record<string, { properties?: Record<string, Obj> }> };
+  t.deepEqual(Object.keys(spec.properties), ['replicas', 'resources', 'service']);
+  t.deepEqual(Object.keys(spec.properties.resources.properties ?? {}), ['requests', 'limits']);
+  t.deepEqual(Object.keys(spec.properties.service.properties ?? {}), ['type', 'annotations']);
+  t.deepEqual(spec.properties.service.properties?.type.enum, ['ClusterIP', 'NodePort', 'LoadBalancer']);
+  // The quantity pattern accepts what parseQuantity reads, and refuses what it refuses.
+  const pattern = new RegExp(
+    String((spec.properties.resources.properties?.requests.additionalProperties as Obj).pattern),
+  );
+  for (const q of ['100m', '1Gi', '0.5', '1e3', '+2', '.5'])
+    t.true(pattern.test(q) && parseQuantity(q) !== undefined, q);
+  for (const q of ['lots', '1.5.3', '1 Gi', 'Gi']) t.false(pattern.test(q) || parseQuantity(q) !== undefined, q);
 });
