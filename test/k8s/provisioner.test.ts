@@ -545,7 +545,7 @@ test('the ProxySettings CRD matches what weft watches and reads', (t) => {
   t.deepEqual(spec.properties.service.properties?.type.enum, ['ClusterIP', 'NodePort', 'LoadBalancer']);
   // The quantity pattern accepts what parseQuantity reads, and refuses what it refuses.
   const pattern = new RegExp(
-    String((spec.properties.resources.properties?.requests.additionalProperties as Obj).pattern),
+    String((spec.properties.resources.properties?.requests.additionalProperties as Obj | undefined)?.pattern),
   );
   for (const q of ['100m', '1Gi', '0.5', '1e3', '+2', '.5'])
     t.true(pattern.test(q) && parseQuantity(q) !== undefined, q);
