@@ -1,6 +1,6 @@
 // Header hygiene shared by every listener: what is never forwarded in either direction, and
 // the checks a request must pass before the proxy looks at its route.
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { ProxyError, ProxyErrorCode } from '../errors.ts';
 import type { HeaderMap } from '../filters/header-modifier.ts';
 import { isValidHost } from '../router/host.ts';
@@ -55,12 +55,23 @@ function connectionNames(connection: string | string[] | undefined): Set<string>
  * The request headers to send upstream: everything but hop-by-hop headers, those named in
  * Connection, and Host (the caller sets it). `te: trailers` survives for HTTP/2 upstreams (gRPC).
  */
-export function upstreamRequestHeaders(headers: IncomingHttpHeaders, keepTeTrailers: boolean): HeaderMap {
+export function upstreamRequestHeaders(
+  req: Pick<IncomingMessage, 'headers' | 'rawHeaders' | 'headersDistinct'>,
+  keepTeTrailers: boolean,
+): HeaderMap {
+  const headers = req.headers;
   const named = connectionNames(headers.connection);
   const out: HeaderMap = {};
+  // Node joins repeated header lines with ", "; an intermediary must pass them on as it got them (RFC 9110 §5.3),
+  // so a header sent twice stays two lines (values added by a header modifier upstream included).
+  let distinct: NodeJS.Dict<string[]> | undefined;
+  let keys = 0;
+  for (const _ in headers) keys++;
+  if (req.rawHeaders.length / 2 > keys) distinct = req.headersDistinct;
   for (const name in headers) {
     if (name === 'host' || HOP_BY_HOP.has(name) || named?.has(name)) continue;
-    out[name] = headers[name];
+    const lines = distinct?.[name];
+    out[name] = lines && lines.length > 1 ? lines : headers[name];
   }
   const te = headers.te;
   if (keepTeTrailers && typeof te === 'string' && te.toLowerCase() === 'trailers' && !named?.has('te'))

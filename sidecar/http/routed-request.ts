@@ -116,7 +116,7 @@ export function decideRouted(req: IncomingMessage, r: RoutedRequest, out?: Decis
     );
   }
 
-  const headers = upstreamRequestHeaders(req.headers, backend.cluster.protocol === 'h2c');
+  const headers = upstreamRequestHeaders(req, backend.cluster.protocol === 'h2c');
   if (r.extraHeaders) Object.assign(headers, r.extraHeaders);
   headers.host = bf?.rewrite?.hostname ?? filters?.rewrite?.hostname ?? r.authority;
   if (filters?.requestHeaders) applyHeaderModifier(headers, filters.requestHeaders);

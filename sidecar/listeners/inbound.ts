@@ -52,7 +52,7 @@ export function resolveInbound(l: CompiledInboundListener, req: IncomingMessage)
   }
   const path = normalizePath(target.path);
   if (path === null) return new ProxyError(ProxyErrorCode.BadPath, 400, 'path cannot be normalised safely');
-  const headers = upstreamRequestHeaders(req.headers, l.app.protocol === 'h2c');
+  const headers = upstreamRequestHeaders(req, l.app.protocol === 'h2c');
   // Only the mesh listener vouches for a caller; a plaintext client's claim is dropped.
   delete headers[PEER_IDENTITY_HEADER];
   return appPlan(l.app, path, target.query, headers, req);

@@ -85,7 +85,7 @@ export function resolveMesh(l: CompiledMeshListener, req: IncomingMessage): Exch
   }
   const path = normalizePath(target.path);
   if (path === null) return new ProxyError(ProxyErrorCode.BadPath, 400, 'path cannot be normalised safely');
-  const headers = upstreamRequestHeaders(req.headers, app.protocol === 'h2c');
+  const headers = upstreamRequestHeaders(req, app.protocol === 'h2c');
   delete headers[TARGET_PORT_HEADER];
   headers[PEER_IDENTITY_HEADER] = peer;
   return appPlan(app, path, target.query, headers, req);
