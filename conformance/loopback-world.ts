@@ -37,7 +37,7 @@ export interface LoopbackWorldOptions {
   tmpRoot?: string;
   /** Progress lines. */
   log?: (line: string) => void;
-  /** Time allowed for a write to be translated and its processes to run. Default 120 s. */
+  /** Time allowed for a write to be translated and its processes to run. Default 60 s. */
   syncTimeoutMs?: number;
 }
 
@@ -180,7 +180,7 @@ export class LoopbackWorld implements World {
   }
 
   async sync(): Promise<void> {
-    const deadline = Date.now() + (this.o.syncTimeoutMs ?? 120_000);
+    const deadline = Date.now() + (this.o.syncTimeoutMs ?? 60_000);
     const seq = this.#seq;
     let last = 'no status of the barrier class yet';
     for (;;) {

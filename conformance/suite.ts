@@ -109,20 +109,34 @@ async function runGroup(
   done: (r: TestResult) => void,
 ): Promise<void> {
   const family = files[0].baseManifests.includes(GATEWAY_BASE) ? 'gateway' : 'mesh';
-  const started = Date.now();
-  const world = await run.startWorld(family, baseObjects(files[0], suite));
-  run.log?.(`${family} world (${world.kind}) started in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  const start = async () => {
+    const started = Date.now();
+    const w = await run.startWorld(family, baseObjects(files[0], suite));
+    run.log?.(`${family} world (${w.kind}) started in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    return w;
+  };
+  let world = await start();
   try {
     if (family === 'gateway') await checkDeclaredFeatures(world, suite, run.declared ?? DECLARED_FEATURES, run.log);
     for (const f of files) {
       const t0 = Date.now();
+      const objects = f.manifests.flatMap((rel) => manifestObjects(rel, suite));
       let message: string | undefined;
       try {
+        await world.apply(objects);
         message = await runTest(world, f, suite, run);
       } catch (e) {
         message = (e as Error).message;
       }
       done({ test: f.test, outcome: message ? 'FAIL' : 'PASS', message, ms: Date.now() - t0 });
+      try {
+        await world.remove(objects.map(refOf));
+      } catch (e) {
+        // The world could not let the test go: later tests get a fresh one rather than inherit its state.
+        run.log?.(`${family} world broken after ${f.test} (${(e as Error).message}); starting a new one`);
+        await world.stop();
+        world = await start();
+      }
     }
   } finally {
     await world.stop();
@@ -154,16 +168,10 @@ function refOf(r: Resource): ObjectRef {
 }
 
 async function runTest(world: World, f: CaseFile, suite: SuiteOptions, run: SuiteRun): Promise<string | undefined> {
-  const objects = f.manifests.flatMap((rel) => manifestObjects(rel, suite));
-  await world.apply(objects);
-  try {
-    const steps = await runStatusChecks(f, world.cluster, checkContext(suite), { stopAtFirstFailure: true });
-    const bad = steps.find((s) => !s.ok);
-    if (bad) return `status check #${bad.index} ${bad.name}${bad.subtest ? ` [${bad.subtest}]` : ''}: ${bad.message}`;
-    return await runCases(world, f.cases, run);
-  } finally {
-    await world.remove(objects.map(refOf));
-  }
+  const steps = await runStatusChecks(f, world.cluster, checkContext(suite), { stopAtFirstFailure: true });
+  const bad = steps.find((s) => !s.ok);
+  if (bad) return `status check #${bad.index} ${bad.name}${bad.subtest ? ` [${bad.subtest}]` : ''}: ${bad.message}`;
+  return runCases(world, f.cases, run);
 }
 
 /** Cases run side by side unless one of them changes the world or measures a distribution. */
