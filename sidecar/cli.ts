@@ -251,7 +251,10 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
       );
     } else client.start();
   }
-  log.info({ mode: opts.mode, addresses: proxy.addresses, push: opts.push }, 'weft proxy serving');
+  log.info(
+    { event: 'proxy.serving', mode: opts.mode, addresses: proxy.addresses, push: opts.push },
+    'weft proxy serving',
+  );
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
@@ -271,7 +274,7 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
     stop().then(
       () => process.exit(0),
       (err) => {
-        log.error({ err }, 'shutdown failed');
+        log.error({ event: 'proxy.shutdown-failed', err }, 'shutdown failed');
         process.exit(1);
       },
     );

@@ -28,15 +28,15 @@ export function watchConfigFile(
   const reload = async () => {
     try {
       await proxy.update(await readConfigFile(file));
-      log.info({ file }, 'config file reloaded');
+      log.info({ event: 'config.reloaded', file }, 'config file reloaded');
       onApplied?.(undefined);
     } catch (err) {
-      log.error({ err, file }, 'config file refused; keeping the previous config');
+      log.error({ event: 'config.file-refused', err, file }, 'config file refused; keeping the previous config');
       onApplied?.(err);
     }
   };
   watcher.on('change', reload);
   watcher.on('add', reload);
-  watcher.on('error', (err) => log.error({ err, file }, 'config file watch failed'));
+  watcher.on('error', (err) => log.error({ event: 'config.watch-failed', err, file }, 'config file watch failed'));
   return { close: () => watcher.close() };
 }

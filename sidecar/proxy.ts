@@ -148,7 +148,9 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
   const log = options.logger ?? pino({ name: 'weft-proxy' });
   const metrics = new ProxyMetrics();
   const mesh = new MeshTls({ source: options.identity, stats: metrics.mtls });
-  mesh.on('error', (err) => log.error({ err }, 'workload credentials unusable for the mesh listener'));
+  mesh.on('error', (err) =>
+    log.error({ event: 'identity.unusable', err }, 'workload credentials unusable for the mesh listener'),
+  );
   const registry = new EndpointRegistry(mesh);
   // node:http Agent pools won `npm run bench` (docs/performance.md, "Forwarding engine"); h2c still goes through undici.
   const forwarder = options.forwarder ?? new NodeHttpForwarder();
@@ -212,7 +214,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
             cause: err,
           });
         }
-        server.on('error', (err) => log.error({ err, listener: l.name }, 'listener error'));
+        server.on('error', (err) => log.error({ event: 'listener.error', err, listener: l.name }, 'listener error'));
         started.set(key, { server, address, tls });
       }
     } catch (err) {
@@ -241,7 +243,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
       removed.push(closeServer(s.server));
     }
     for (const gone of registry.prune(next.endpoints)) forwarder.retire(gone);
-    if (previous) log.info({ listeners: wanted.size }, 'config applied');
+    if (previous) log.info({ event: 'config.swapped', listeners: wanted.size }, 'config applied');
     await Promise.all(removed);
   };
 
@@ -256,7 +258,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
         metrics.configApplied(version ?? configVersion(next.config));
       } catch (err) {
         metrics.configRejected(configRejectReason(err));
-        log.error({ err }, 'config refused; the previous config keeps serving');
+        log.error({ event: 'config.refused', err }, 'config refused; the previous config keeps serving');
         throw err;
       }
     });
@@ -275,7 +277,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
     stopping ??= (async () => {
       // Not ready from this moment; responses written from now on close their connections.
       runtime.draining = true;
-      if (!cutNow.signal.aborted) log.info({ timeoutMs }, 'draining');
+      if (!cutNow.signal.aborted) log.info({ event: 'proxy.draining', timeoutMs }, 'draining');
       await queue;
       const servers = [...bound.values()];
       bound.clear();
@@ -283,7 +285,8 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
         servers.map((s) => drainServer(s.server, serverSockets.get(s.server), timeoutMs, cutNow.signal)),
       );
       const total = cut.reduce((a, b) => a + b, 0);
-      if (total > 0 && !cutNow.signal.aborted) log.warn({ connections: total }, 'drain timeout: connections cut');
+      if (total > 0 && !cutNow.signal.aborted)
+        log.warn({ event: 'proxy.drain-timeout', connections: total }, 'drain timeout: connections cut');
       // Upstream keep-alive connections: idle by now, or belonging to exchanges just cut.
       mesh.close();
       await forwarder.close();
@@ -304,7 +307,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
     metrics: () => metrics.text(),
     metricsContentType: metrics.contentType,
     shutdown: () => {
-      drain().catch((err: unknown) => log.error({ err }, 'drain failed'));
+      drain().catch((err: unknown) => log.error({ event: 'proxy.drain-failed', err }, 'drain failed'));
     },
     // A sidecar that cannot speak mTLS yet would only fail meshed traffic with 503s.
     notReady: () => {

@@ -204,7 +204,7 @@ export async function exchange(
   if (!result.ok) {
     const err = result.error;
     if (err === undefined) return; // the client left
-    if (err.code !== ProxyErrorCode.UpstreamTimeout) rt.log.debug({ err }, 'upstream failed');
+    if (err.code !== ProxyErrorCode.UpstreamTimeout) rt.log.debug({ event: 'upstream.failed', err }, 'upstream failed');
     // A body the upstream never read would keep the connection busy: drop it with the answer.
     if (body !== null && !Buffer.isBuffer(body) && !req.complete) res.setHeader('connection', 'close');
     rt.metrics?.localReply(err.status, err.code);
@@ -242,7 +242,7 @@ export async function exchange(
   // DOMException) per call, a measurable share of a proxied request; the two ends are tied by hand.
   streaming = upstream.body;
   upstream.body.once('error', (err) => {
-    rt.log.debug({ err }, 'upstream response body failed');
+    rt.log.debug({ event: 'upstream.failed', err }, 'upstream response body failed');
     if (failure < 0) failure = UPSTREAM_RESET;
     res.destroy(err);
   });

@@ -198,13 +198,13 @@ export function createListenerServer(key: string, tls: boolean, ctx: ListenerCon
           }
         }
         exchange(ctx.runtime, req, res, decision, series, stats, start, trace).catch((err: unknown) => {
-          ctx.runtime.log.error({ err }, 'exchange failed');
+          ctx.runtime.log.error({ event: 'request.failed', err }, 'exchange failed');
           if (!res.headersSent) replyError(res, new ProxyError(ProxyErrorCode.UpstreamConnect, 502, 'proxy error'));
           else res.destroy();
         });
       }
     } catch (err) {
-      ctx.runtime.log.error({ err }, 'request handler failed');
+      ctx.runtime.log.error({ event: 'request.failed', err }, 'request handler failed');
       if (!res.headersSent) replyError(res, new ProxyError(ProxyErrorCode.BadRequest, 500, 'internal proxy error'));
       else res.destroy();
     }
@@ -255,7 +255,7 @@ export function createListenerServer(key: string, tls: boolean, ctx: ListenerCon
       } else if (decision.kind === 'local') rawReply(socket, decision.status, decision.body, decision.headers);
       else forwardWebSocket(ctx.runtime, req, socket, head, decision);
     } catch (err) {
-      ctx.runtime.log.error({ err }, 'upgrade handler failed');
+      ctx.runtime.log.error({ event: 'request.failed', err }, 'upgrade handler failed');
       socket.destroy();
     }
   });
