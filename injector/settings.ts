@@ -75,7 +75,10 @@ export const InjectSettingsSchema = z.strictObject({
   nativeSidecar: z.boolean().default(true),
   /** The proxy's log level. */
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-  /** How long the classic form's postStart hook waits for the proxy to be ready before the app starts anyway. */
+  /**
+   * How long the proxy may take to be ready: the native form's startupProbe allows this many 1 s failures, the classic
+   * form's postStart hook waits this long and then fails (kubelet restarts the proxy).
+   */
   readyTimeoutSeconds: z.number().int().min(1).default(120),
 });
 
@@ -137,8 +140,8 @@ export function proxyArgs(s: Omit<InjectSettings, 'proxyArgs'>): string[] {
 }
 
 /**
- * The classic form's postStart hook, run in the proxy container: returns once the proxy's admin port says ready
- * (or the timeout passes), so the kubelet starts the app containers after it.
+ * The classic form's postStart hook, run in the proxy container (sidecar/proxy-wait.ts): returns once the proxy's
+ * admin port says ready, so the kubelet starts the app containers after it; fails when the timeout passes first.
  */
 export function proxyWaitCommand(s: Omit<InjectSettings, 'proxyArgs'>): string[] {
   return [
