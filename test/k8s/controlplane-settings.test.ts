@@ -1,0 +1,93 @@
+// The pure pieces of `weft controlplane`: native sidecars from /version, the Service names serving certificates
+// carry, and the injector settings the flags and the settings file make together.
+import test from 'ava';
+import { buildInjectSettings, type ControlPlaneCommandOptions } from '../../bin/commands/controlplane.ts';
+import { serviceDnsNames, supportsNativeSidecars } from '../../controlplane/k8s/cluster.ts';
+import { injectSettings } from '../../injector/index.ts';
+
+test('native sidecars from /version: 1.29 and later, cloud suffixes like "29+" included', (t) => {
+  const cases: [{ major?: string; minor?: string } | undefined, boolean][] = [
+    [{ major: '1', minor: '28' }, false],
+    [{ major: '1', minor: '29' }, true],
+    [{ major: '1', minor: '29+' }, true],
+    [{ major: '1', minor: '35' }, true],
+    [{ major: '2', minor: '0' }, true],
+    [{ major: '1', minor: '' }, false],
+    [undefined, false],
+  ];
+  for (const [version, want] of cases) t.is(supportsNativeSidecars(version), want, JSON.stringify(version));
+});
+
+test('serving certificates name the Service every way a pod may spell it', (t) => {
+  t.deepEqual(serviceDnsNames('weft-controlplane', 'weft-system', 'cluster.local'), [
+    'weft-controlplane',
+    'weft-controlplane.weft-system',
+    'weft-controlplane.weft-system.svc',
+    'weft-controlplane.weft-system.svc.cluster.local',
+  ]);
+});
+
+const flags: ControlPlaneCommandOptions = {
+  namespace: 'mesh',
+  trustDomain: 'example.org',
+  certTtl: 86_400_000,
+  caSecret: 'weft-ca',
+  rootCaConfigMap: 'mesh-roots',
+  pushPort: 15010,
+  caPort: 15012,
+  adminPort: 15014,
+  webhookPort: 9443,
+  service: 'cp',
+  webhookConfiguration: 'weft-injector',
+  leaderElect: true,
+  logLevel: 'info',
+};
+
+test('injector settings: the flags decide identity, addresses and ConfigMap; the file the rest', (t) => {
+  const s = buildInjectSettings(
+    '1.2.3',
+    flags,
+    { trustDomain: 'ignored.org', logLevel: 'debug' },
+    false,
+    injectSettings,
+  );
+  t.like(s, {
+    version: '1.2.3',
+    image: 'ghcr.io/weft-dev/weft:1.2.3',
+    trustDomain: 'example.org',
+    weftNamespace: 'mesh',
+    rootCaConfigMap: 'mesh-roots',
+    caAddress: 'cp.mesh.svc:15012',
+    controlPlaneAddress: 'cp.mesh.svc:15010',
+    nativeSidecar: false,
+    logLevel: 'debug',
+  });
+  t.false(s.proxyArgs.includes('--otlp-endpoint'));
+  const pinned = buildInjectSettings(
+    '1.2.3',
+    { ...flags, proxyImage: 'registry/weft:dev' },
+    { nativeSidecar: true },
+    false,
+    injectSettings,
+  );
+  t.is(pinned.image, 'registry/weft:dev');
+  t.true(pinned.nativeSidecar, 'the file may pin the form whatever /version says');
+});
+
+test('tracing flags reach the injected proxy, unless the file gives its own proxyArgs', (t) => {
+  const traced = { ...flags, otlpEndpoint: 'http://jaeger.tracing:4318', traceSampleRatio: 0.25 };
+  const s = buildInjectSettings('1.2.3', traced, {}, true, injectSettings);
+  const tail = s.proxyArgs.slice(-6);
+  t.deepEqual(tail, [
+    '--otlp-endpoint',
+    'http://jaeger.tracing:4318',
+    '--trace-sample-ratio',
+    '0.25',
+    '--trace-service-name',
+    '$(SERVICE_ACCOUNT).$(POD_NAMESPACE)',
+  ]);
+  t.deepEqual(buildInjectSettings('1.2.3', traced, { proxyArgs: ['proxy', '--x'] }, true, injectSettings).proxyArgs, [
+    'proxy',
+    '--x',
+  ]);
+});
