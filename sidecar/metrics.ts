@@ -55,7 +55,6 @@ export const ERROR_REASONS = [
   'malformed_request',
   'headers_too_large',
   'body_too_large',
-  'upgrade_unsupported',
   'client_abort',
   'internal',
 ] as const;
@@ -86,7 +85,6 @@ const BY_CODE = new Map<string, number>([
   [ProxyErrorCode.Misdirected, errorReason('misdirected')],
   [ProxyErrorCode.NoAppPort, errorReason('no_app_port')],
   [ProxyErrorCode.PlaintextRefused, errorReason('plaintext_refused')],
-  [ProxyErrorCode.UpgradeUnsupported, errorReason('upgrade_unsupported')],
 ]);
 
 /** WEFT_ERR_UPSTREAM_CONNECT split by the socket error behind it. */

@@ -246,14 +246,19 @@ export function createListenerServer(key: string, tls: boolean, ctx: ListenerCon
     socket.destroy();
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const start = performance.now();
     try {
       out.labels = undefined;
       const decision = decideChecked(ctx, current(), req, out);
+      // Counted only when the proxy answers the upgrade itself; a tunnel handed to a backend is not (yet).
       if (decision instanceof ProxyError) {
         metrics.localReply(decision.status, decision.code);
         rawReplyError(socket, decision);
-      } else if (decision.kind === 'local') rawReply(socket, decision.status, decision.body, decision.headers);
-      else forwardWebSocket(ctx.runtime, req, socket, head, decision);
+        (out.labels ?? metrics.none).series(stats).failed(decision, (performance.now() - start) / 1000);
+      } else if (decision.kind === 'local') {
+        rawReply(socket, decision.status, decision.body, decision.headers);
+        (out.labels ?? metrics.none).series(stats).record(decision.status, (performance.now() - start) / 1000);
+      } else forwardWebSocket(ctx.runtime, req, socket, head, decision);
     } catch (err) {
       ctx.runtime.log.error({ event: 'request.failed', err }, 'upgrade handler failed');
       socket.destroy();
