@@ -135,7 +135,10 @@ function viaSidecar(pod: MeshStatePod, url: URL): Target {
 
 /** One request to `target`; rejects when there is no response. */
 export function send(target: Target, url: URL, o: PodRequest, agent?: Agent): Promise<CurlResponse> {
-  const headers: [string, string][] = [['Host', url.host], ...parseHeaders(o.headers)];
+  // A Host header given replaces the URL's authority as the request's Host (curl -H Host:x, the echo client's -H).
+  const given = parseHeaders(o.headers);
+  const host = given.find(([k]) => k.toLowerCase() === 'host')?.[1] ?? url.host;
+  const headers: [string, string][] = [['Host', host], ...given.filter(([k]) => k.toLowerCase() !== 'host')];
   if (o.data !== undefined) headers.push(['Content-Length', String(Buffer.byteLength(o.data))]);
   return new Promise((resolve, reject) => {
     const req = request({
