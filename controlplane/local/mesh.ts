@@ -550,10 +550,10 @@ export class LocalMesh {
   async #reconcile(): Promise<void> {
     const snapshot = this.#pipeline.snapshot;
     if (!snapshot) return;
-    const plan = planLocalMesh(snapshot, this.configs.keys(), this.#planOptions());
+    // The pipeline's ids, not this.configs': those arrive a turn later, and a pod planned without its sidecar would
+    // be restarted with one right after.
+    const plan = planLocalMesh(snapshot, this.#pipeline.proxies.keys(), this.#planOptions());
     this.#plan = plan;
-    // Hosts files and Service rules of the running pods first: the pods started below get the same.
-    await this.#network?.sync(snapshot);
     const unplaced = plan.unplaced.map((u) => `${u.key}: ${u.reason}`).join('\n');
     if (unplaced !== this.#reportedUnplaced) {
       this.#reportedUnplaced = unplaced;
@@ -561,6 +561,20 @@ export class LocalMesh {
     }
     const wantedPods = new Map(plan.pods.map((p) => [p.key, p]));
     const wantedGateways = new Map(plan.gateways.filter((g) => g.address).map((g) => [g.key, g]));
+    // Not ready while pods are replaced: from stopping the old processes to starting the new ones.
+    this.#applying = true;
+    try {
+      // Hosts files and Service rules of the running pods first: the pods started below get the same.
+      await this.#network?.sync(snapshot);
+      await this.#apply(wantedPods, wantedGateways);
+    } finally {
+      this.#applying = false;
+    }
+    this.#checkReady();
+    void this.#saveState();
+  }
+
+  async #apply(wantedPods: Map<string, PlannedPod>, wantedGateways: Map<string, PlannedGateway>): Promise<void> {
     const stops: Promise<void>[] = [];
     for (const [key, proc] of this.#pods) {
       const want = wantedPods.get(key);
@@ -580,7 +594,6 @@ export class LocalMesh {
     // A restarted pod keeps its IP and ports: the old processes must be gone before the new ones bind.
     await Promise.all(stops);
     // Everything new starts at once: most of the wait is Node starting up and keys being made, on every core.
-    this.#applying = true;
     const starts: Promise<void>[] = [];
     for (const [key, want] of wantedPods) {
       if (this.#pods.has(key)) continue;
@@ -599,10 +612,7 @@ export class LocalMesh {
       );
     }
     const results = await Promise.allSettled(starts);
-    this.#applying = false;
     for (const r of results) if (r.status === 'rejected') throw r.reason;
-    this.#checkReady();
-    void this.#saveState();
   }
 
   #podSignature(p: PlannedPod): string {
@@ -660,7 +670,7 @@ export class LocalMesh {
     const network = this.#network!;
     let init: string[] | undefined;
     if (plan.proxyId) {
-      const config = this.configs.load(plan.proxyId)?.config;
+      const config = this.#pipeline.proxies.load(plan.proxyId)?.config;
       const pod = this.#pipeline.snapshot?.get('Pod', plan.key);
       if (config) init = [this.o.node, this.o.weftBin, ...initIptablesArgs(config, pod, network.proxyUid)];
     }
@@ -703,7 +713,7 @@ export class LocalMesh {
     await writeAtomic(tokenFile, `${mint()}\n`, 0o600, owner);
     this.#tokenFiles.set(id, { file: tokenFile, mint, owner });
     // In its namespace the admin port is the config's (init-iptables leaves it alone), as in a pod.
-    const adminPort = netns ? String(this.configs.load(id)?.config.admin.port ?? 15020) : '0';
+    const adminPort = netns ? String(this.#pipeline.proxies.load(id)?.config.admin.port ?? 15020) : '0';
     const args = [this.o.weftBin, 'proxy', '--mode', mode, '--admin-port', adminPort];
     if (this.o.tracing) {
       // Each proxy is its own service in the trace view: edge:<ns>/<gateway>, sidecar:<ns>/<pod>.
