@@ -1,32 +1,20 @@
 // The access log (`--access-log`): at ratio 1 one JSON line per request — forwarded, answered by the proxy, failed —
 // with the route, backend, upstream endpoint, trace id and bytes; at ratio 0 none; off by default; written even when
 // the proxy's log level hides info events.
-import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
-import { pino } from 'pino';
 import { runProxyCli } from '../../../sidecar/cli.ts';
+import { captureLogs } from '../../controlplane/push/support.ts';
 import { startEchoServer } from '../../helpers/echo-server.ts';
 import { cluster, edgeConfig, route, send, startTestProxy, to } from '../harness.ts';
-
-function capture() {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk, _e, done) {
-      for (const l of String(chunk).split('\n')) if (l.trim()) lines.push(JSON.parse(l));
-      done();
-    },
-  });
-  // `warn`: the access log has its own level, so it is written anyway.
-  return { logger: pino({ level: 'warn' }, sink), lines };
-}
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const TRACEPARENT = `00-${TRACE_ID}-00f067aa0ba902b7-01`;
 
 async function proxyWithLog(ratio: number | undefined) {
   const echo = await startEchoServer({ pod: 'a' });
-  const { logger, lines } = capture();
+  // `warn`: the access log has its own level, so it is written anyway.
+  const { logger, lines } = captureLogs('warn');
   const config = edgeConfig({
     clusters: { 'ns/a': cluster('ns/a', echo) },
     routes: [

@@ -101,7 +101,7 @@ test('routed requests are counted and timed by listener, route, rule, backend an
     if (s.labels.code_class !== undefined) t.true(CODE_CLASSES.includes(s.labels.code_class as never));
 });
 
-test('in flight while forwarding; a client gone before the status counts as code_class none', async (t) => {
+test('in flight while forwarding, per listener and per route; a client gone before the status counts as code_class none and client_abort', async (t) => {
   let release: (() => void) | undefined;
   const backend = createServer((_req, res) => {
     release = () => res.end('late');
@@ -125,7 +125,10 @@ test('in flight while forwarding; a client gone before the status counts as code
   req.end();
   while (release === undefined) await sleep(10);
   let samples = parse((await scrape(p.adminPort)).text).samples;
+  const labels = { listener: 'ns/gw/web', route: 'ns/route', rule: '0', backend: 'ns/slow' };
   t.is(value(samples, 'weft_proxy_requests_in_flight', { listener: 'ns/gw/web' }), 1);
+  t.is(value(samples, 'weft_proxy_route_requests_in_flight', labels), 1);
+  t.is(value(samples, 'weft_proxy_request_errors_total', { reason: 'client_abort' }), undefined);
 
   req.destroy();
   for (let i = 0; i < 100; i++) {
@@ -134,7 +137,9 @@ test('in flight while forwarding; a client gone before the status counts as code
     await sleep(20);
   }
   t.is(value(samples, 'weft_proxy_requests_in_flight', { listener: 'ns/gw/web' }), 0);
+  t.is(value(samples, 'weft_proxy_route_requests_in_flight', labels), 0);
   t.is(value(samples, 'weft_proxy_requests_total', { route: 'ns/route', code_class: 'none' }), 1);
+  t.is(value(samples, 'weft_proxy_request_errors_total', { ...labels, reason: 'client_abort' }), 1);
 });
 
 test('upstream connect errors by cluster; config version and updates', async (t) => {
