@@ -126,6 +126,9 @@ function conditionOf(c: Cluster, namespace: string, name: string, type: string):
   return conditions.find((x) => x.type === type);
 }
 
+/** Namespace `infra`, weft's class `weft` and another implementation's class `other`. */
+const withClasses = () => [ns('infra'), gatewayClass('weft'), gatewayClass('other', {}, 'example.com/other')];
+
 async function seed(c: Cluster, ...objects: Obj[]): Promise<void> {
   for (const o of objects) c.server.put(o);
 }
@@ -275,14 +278,7 @@ test('the Service’s address is the Gateway’s status.addresses; without a Ser
 
 test('deleting the Gateway, or moving it to another class, removes its objects', async (t) => {
   const { c } = t.context;
-  await seed(
-    c,
-    ns('infra'),
-    gatewayClass('weft'),
-    gatewayClass('other', {}, 'example.com/other'),
-    gateway('infra', 'a'),
-    gateway('infra', 'b'),
-  );
+  await seed(c, ...withClasses(), gateway('infra', 'a'), gateway('infra', 'b'));
   const { provisioner } = await controlPlane(t);
   await eventually(() => [...owned(c, 'infra', 'a-weft'), ...owned(c, 'infra', 'b-weft')].every(Boolean), 'both');
   await c.client.delete(GW, 'v1', 'infra', 'a');
@@ -361,9 +357,7 @@ test('other classes get nothing; an object of the same name weft does not contro
   const { c } = t.context;
   await seed(
     c,
-    ns('infra'),
-    gatewayClass('weft'),
-    gatewayClass('other', {}, 'example.com/other'),
+    ...withClasses(),
     gateway('infra', 'theirs', 'other'),
     {
       apiVersion: 'v1',
