@@ -1,23 +1,20 @@
 // `weft check` against the test Kubernetes API server: a healthy installation gives every check ✓; each thing broken
 // on purpose gives its own ✗ (or ‼) with the fix, and leaves the other checks alone.
-import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpsServer } from 'node:https';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import test from 'ava';
 import { MeshCA, ROOT_LIFETIME_MS } from '../../controlplane/certs/index.ts';
 import type { CheckResult } from '../../controlplane/check/result.ts';
 import { runChecks } from '../../controlplane/check/run.ts';
 import { KubeClient, kubeConfigFor } from '../../controlplane/k8s/client.ts';
 import { formatChecks } from '../../bin/commands/check.ts';
+import { closedPort, runWeft } from '../helpers/run-weft.ts';
 import { NS, proxyRecord, rootAt, startWeftCluster, type WeftCluster } from './cluster.ts';
 
 const DAY = 24 * 60 * 60 * 1000;
-const weft = join(dirname(fileURLToPath(import.meta.url)), '../../bin/weft.ts');
 
 const NAMES = [
   'Kubernetes API',
@@ -50,14 +47,6 @@ function othersOk(
     .filter((r) => !except.includes(r.name) && r.status !== 'ok')
     .map((r) => `${r.name}: ${r.message}`);
   t.deepEqual(bad, [], 'the other checks are unaffected');
-}
-
-async function closedPort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 test('a healthy installation: every check ✓, and the text says what each found', async (t) => {
@@ -352,24 +341,8 @@ test('the Kubernetes API unreachable: ✗ with the fix, every check that needs i
   t.like(none[0], { status: 'fail', message: 'no usable kubeconfig: kubeconfig has no current cluster' });
 });
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [weft, 'check', ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      // Not "in the cluster", whatever machine this runs on.
-      env: { ...process.env, KUBERNETES_SERVICE_HOST: '' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => {
-      stdout += c;
-    });
-    child.stderr.on('data', (c) => {
-      stderr += c;
-    });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+// Not "in the cluster", whatever machine this runs on.
+const run = (args: string[]) => runWeft(['check', ...args], { ...process.env, KUBERNETES_SERVICE_HOST: '' });
 
 async function kubeconfig(t: { teardown(f: () => unknown): void }, c: WeftCluster): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'weft-check-'));

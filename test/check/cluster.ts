@@ -11,6 +11,7 @@ import { type AdminServer, startAdminServer } from '../../controlplane/admin/ser
 import { generateRoot, MeshCA } from '../../controlplane/certs/index.ts';
 import type { CheckOptions } from '../../controlplane/check/run.ts';
 import type { ProxyRecord } from '../../controlplane/push/server.ts';
+import { INJECTOR_CONFIGURATION } from '../k8s/cluster-fixtures.ts';
 import { type Cluster, startCluster } from '../k8s/support.ts';
 
 export const NS = 'weft-system';
@@ -141,25 +142,10 @@ export async function startWeftCluster(o: { root?: Root } = {}): Promise<WeftClu
     metadata: { name: 'weft-root-ca', namespace: 'shop' },
     data: { 'ca.crt': root.certPem },
   });
-  s.put({
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'MutatingWebhookConfiguration',
-    metadata: { name: 'weft-injector' },
-    webhooks: [
-      {
-        name: 'inject.weft.dev',
-        admissionReviewVersions: ['v1'],
-        sideEffects: 'None',
-        clientConfig: {
-          service: { namespace: NS, name: 'weft-controlplane', path: '/inject', port: 443 },
-          caBundle: b64(root.certPem),
-        },
-        rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }],
-        // Nothing the tests create matches: the webhook is only checked, never called by this server.
-        namespaceSelector: { matchLabels: { 'weft.dev/never': 'true' } },
-      },
-    ],
-  });
+  // The chart's configuration, with the caBundle the control plane writes.
+  const webhooks = structuredClone(INJECTOR_CONFIGURATION);
+  Object.assign(webhooks.webhooks[0].clientConfig, { caBundle: b64(root.certPem) });
+  s.put(webhooks);
   let webhook: HttpsServer | undefined;
   // An expired root issues nothing: that cluster has no webhook serving.
   if (Date.now() < new X509Certificate(root.certPem).validToDate.getTime())

@@ -1,24 +1,11 @@
 // `weft proxy wait`, the classic sidecar's postStart hook: it returns once the proxy's /ready says ready (a config
 // received) and exits 1 with the reason when the proxy does not get there in time. Against a real proxy's admin port.
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { pino } from 'pino';
 import { startProxy } from '../../sidecar/proxy.ts';
 import { waitForProxyReady } from '../../sidecar/proxy-wait.ts';
-
-const weft = join(dirname(fileURLToPath(import.meta.url)), '../../bin/weft.ts');
-
-const CONFIG = {
-  apiVersion: 'weft.dev/v1alpha1',
-  proxy: { id: 'sidecar:shop/web-1', mode: 'sidecar', namespace: 'shop', name: 'web-1' },
-  trust: { trustDomain: 'cluster.local' },
-  listeners: [],
-  routeTables: {},
-  clusters: {},
-};
+import { closedPort, runWeft } from '../helpers/run-weft.ts';
+import { MINIMAL_SIDECAR_CONFIG as CONFIG } from './app-health-support.ts';
 
 /** A proxy started without a config: its admin port answers /ready with 503 until update() gives it one. */
 async function unreadyProxy(t: { teardown(f: () => unknown): void }) {
@@ -27,20 +14,7 @@ async function unreadyProxy(t: { teardown(f: () => unknown): void }) {
   return proxy;
 }
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [weft, 'proxy', 'wait', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => {
-      stdout += c;
-    });
-    child.stderr.on('data', (c) => {
-      stderr += c;
-    });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (args: string[]) => runWeft(['proxy', 'wait', ...args]);
 
 test('returns only once the proxy has its config', async (t) => {
   const proxy = await unreadyProxy(t);
@@ -74,10 +48,7 @@ test('weft proxy wait: exit 1 with the proxy’s own reason when it stays unread
 });
 
 test('weft proxy wait: nothing listening on the admin port is said as such', async (t) => {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
+  const port = await closedPort();
   const r = await run(['--admin-port', String(port), '--timeout-seconds', '1']);
   t.is(r.code, 1);
   t.regex(r.stderr, /admin port not listening yet \(connection refused\)/);

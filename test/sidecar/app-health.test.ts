@@ -16,21 +16,15 @@ import { runProxyCli } from '../../sidecar/cli.ts';
 import { APP_PROBES_ANNOTATION } from '../../injector/annotations.ts';
 import { type AppProbe, type AppProbes, parseAppProbes } from '../../sidecar/config/app-probes.ts';
 import { type RunningProxy, startProxy } from '../../sidecar/proxy.ts';
+import { closedPort } from '../helpers/run-weft.ts';
 import { selfSigned } from '../helpers/self-signed.ts';
 import { pod, settings } from '../injector/support.ts';
+import { MINIMAL_SIDECAR_CONFIG } from './app-health-support.ts';
 
 const listen = async (s: NetServer): Promise<number> => {
   await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
   return (s.address() as { port: number }).port;
 };
-
-/** A port nothing listens on (bound, then closed). */
-async function closedPort(): Promise<number> {
-  const s = createNetServer();
-  const port = await listen(s);
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** An app that answers `status` (and `body`) on every path, recording what it was sent. */
 async function httpApp(t: { teardown(f: () => unknown): void }, status: number, body = '') {
@@ -305,17 +299,7 @@ test.serial('weft proxy reads the probes from WEFT_APP_PROBES, and refuses to st
   const dir = await mkdtemp(join(tmpdir(), 'weft-app-health-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const config = join(dir, 'config.json');
-  await writeFile(
-    config,
-    JSON.stringify({
-      apiVersion: 'weft.dev/v1alpha1',
-      proxy: { id: 'sidecar:shop/web-1', mode: 'sidecar', namespace: 'shop', name: 'web-1' },
-      trust: { trustDomain: 'cluster.local' },
-      listeners: [],
-      routeTables: {},
-      clusters: {},
-    }),
-  );
+  await writeFile(config, JSON.stringify(MINIMAL_SIDECAR_CONFIG));
   const app = await httpApp(t, 200);
   const args = ['--mode', 'sidecar', '--config', config, '--admin-port', '0', '--log-level', 'silent'];
   const before = process.env.WEFT_APP_PROBES;
