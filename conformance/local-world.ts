@@ -1,20 +1,25 @@
-// A world on loopback: `weft local` (startLocalMesh) over a directory holding one YAML file that this module
-// rewrites whenever objects are applied, patched or deleted, as an API server would persist them (generation and
+// A world run by `weft local` (startLocalMesh) over a directory holding one YAML file that this module rewrites
+// whenever objects are applied, patched or deleted, as an API server would persist them (generation and
 // creationTimestamp kept by SimulatedCluster). Statuses are the running control plane's own (its admin endpoint's
-// /statuses), merged into the objects the way the status writer merges them. Requests from a pod go to that pod's
-// sidecar as to an explicit HTTP proxy, from the pod's own address (what `weft local curl --from` does): no
-// transparent capture on loopback, so the destination is the URL's authority.
+// /statuses), merged into the objects the way the status writer merges them. Two kinds:
+// - loopback: every pod on its own 127.0.0.0/8 address; a request from a pod goes to that pod's sidecar as to an
+//   explicit HTTP proxy, from the pod's own address (no transparent capture: the destination is the URL's
+//   authority, and a pod IP is not a destination the sidecar knows);
+// - netns (root): every pod in its own network namespace with iptables capture; a request from a pod is made
+//   inside its namespace by an unmodified client, as the suite's `client` exec does (requestFromPod).
 //
 // Barrier: every write also bumps the generation of a GatewayClass of weft's controller that nothing else uses;
 // once the control plane reports that generation as observed, it has translated this write (one file, replaced
 // atomically, so one snapshot has all of it), and once /ready says so every process of it is running.
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { answeringPod, requestFromPod, requestsFromPod } from '../controlplane/local/curl.ts';
 import { type LocalMesh, startLocalMesh } from '../controlplane/local/mesh.ts';
+import { DEFAULT_SERVICE_CIDR, netnsAddressing } from '../controlplane/local/pod-network.ts';
 import type { Resource } from '../controlplane/resources/types.ts';
 import type { StatusOut } from '../controlplane/translate/types.ts';
 import type { ClusterAccess, KubeObject, ObjectRef } from './status-checks.ts';
@@ -24,7 +29,7 @@ import type { Endpoint, PodRequest, PodResponse, World } from './world.ts';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SYNC_CLASS = 'weft-conformance-sync';
 
-export interface LoopbackWorldOptions {
+export interface LocalWorldOptions {
   suite: SuiteOptions;
   /** Ports below 1024 are moved up by this much (0 when root: the Gateway's own ports). */
   portOffset: number;
@@ -37,6 +42,8 @@ export interface LoopbackWorldOptions {
   tmpRoot?: string;
   /** Progress lines. */
   log?: (line: string) => void;
+  /** Pods in network namespaces named from `prefix`, on a bridge over `cidr` (root only). */
+  netns?: { prefix: string; cidr: string };
   /** Time allowed for a write to be translated and its processes to run. Default 60 s. */
   syncTimeoutMs?: number;
 }
@@ -63,27 +70,32 @@ function getJson(url: string): Promise<{ status: number; body: unknown }> {
   });
 }
 
-export class LoopbackWorld implements World {
-  readonly kind = 'loopback';
+export class LocalWorld implements World {
+  readonly kind: 'loopback' | 'netns';
   readonly cluster: ClusterAccess;
   readonly store: SimulatedCluster;
-  readonly o: LoopbackWorldOptions;
+  readonly o: LocalWorldOptions;
   readonly #tmp: string;
   #mesh: LocalMesh | undefined;
   #seq = 0;
   #writing: Promise<void> = Promise.resolve();
 
-  private constructor(o: LoopbackWorldOptions, tmp: string) {
+  private constructor(o: LocalWorldOptions, tmp: string) {
     this.o = o;
     this.#tmp = tmp;
-    this.store = new SimulatedCluster(o.suite);
+    this.kind = o.netns ? 'netns' : 'loopback';
+    // The pods' and Services' addresses the world gives them: the store must make the same ones.
+    const ranges = o.netns ? { podCidr: netnsAddressing(o.netns.cidr).podCidr, serviceCidr: DEFAULT_SERVICE_CIDR } : {};
+    this.store = new SimulatedCluster(o.suite, ranges);
     this.cluster = new LiveCluster(this);
   }
 
   /** A world holding `objects` (prepared as the suite's Applier prepares them), started and in sync. */
-  static async start(o: LoopbackWorldOptions, objects: Resource[]): Promise<LoopbackWorld> {
+  static async start(o: LocalWorldOptions, objects: Resource[]): Promise<LocalWorld> {
     const tmp = await mkdtemp(path.join(o.tmpRoot ?? tmpdir(), 'weft-conformance-world-'));
-    const world = new LoopbackWorld(o, tmp);
+    // With netns the sidecars run as their own uid and must reach their token files under it.
+    if (o.netns) await chmod(tmp, 0o711);
+    const world = new LocalWorld(o, tmp);
     try {
       for (const r of objects) world.store.apply(world.#label(r));
       await mkdir(world.#dir, { recursive: true });
@@ -98,6 +110,7 @@ export class LoopbackWorld implements World {
         caPort: 0,
         adminPort: 0,
         stopGraceMs: 2000,
+        netns: o.netns ? { prefix: o.netns.prefix, cidr: o.netns.cidr, serviceCidr: DEFAULT_SERVICE_CIDR } : undefined,
         out: (line) => {
           if (/died|refused|problem|could not|failed/.test(line)) o.log?.(line);
         },
@@ -209,7 +222,57 @@ export class LoopbackWorld implements World {
     return { host: address, port: o > 0 && port < 1024 ? port + o : port };
   }
 
-  fromPod(namespace: string, pod: string, req: PodRequest): Promise<PodResponse> {
+  async fromPod(namespace: string, pod: string, req: PodRequest): Promise<PodResponse> {
+    if (this.o.netns) {
+      const r = await requestFromPod(this.mesh.state(), {
+        from: `${namespace}/${pod}`,
+        url: req.url,
+        method: req.method,
+        headers: req.headers.map(([k, v]) => `${k}: ${v}`),
+        timeoutMs: req.timeoutMs,
+      });
+      return { status: r.status, headers: r.headers, body: r.body };
+    }
+    return this.#viaSidecar(namespace, pod, req);
+  }
+
+  async fromPodCount(
+    namespace: string,
+    pod: string,
+    req: PodRequest,
+    count: number,
+    concurrency: number,
+  ): Promise<Map<string, number>> {
+    const pods = new Map<string, number>();
+    if (this.o.netns) {
+      // One client process in the pod for the whole batch, as the suite's single `client --count` exec.
+      const tally = await requestsFromPod(this.mesh.state(), {
+        from: `${namespace}/${pod}`,
+        url: req.url,
+        method: req.method,
+        headers: req.headers.map(([k, v]) => `${k}: ${v}`),
+        timeoutMs: req.timeoutMs,
+        count,
+        concurrency,
+      });
+      if (tally.errors > 0) throw new Error(`${tally.errors} of ${count} requests failed: ${tally.firstError}`);
+      for (const [p, n] of Object.entries(tally.pods)) pods.set(p === '(unknown)' ? '' : p, n);
+      return pods;
+    }
+    let next = 0;
+    const worker = async () => {
+      while (next < count) {
+        next++;
+        const r = await this.#viaSidecar(namespace, pod, req);
+        const who = answeringPod(r.body) ?? '';
+        pods.set(who, (pods.get(who) ?? 0) + 1);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(count, concurrency) }, worker));
+    return pods;
+  }
+
+  #viaSidecar(namespace: string, pod: string, req: PodRequest): Promise<PodResponse> {
     const p = this.mesh.state().pods.find((x) => x.namespace === namespace && x.name === pod);
     const outbound = p?.sidecar?.outbound;
     if (!p || !outbound) return Promise.reject(new Error(`pod ${namespace}/${pod} has no running sidecar`));
@@ -263,9 +326,9 @@ export class LoopbackWorld implements World {
 /** The store's objects with the running control plane's statuses; writes go through the world. */
 class LiveCluster implements ClusterAccess {
   readonly settled = false;
-  readonly #world: LoopbackWorld;
+  readonly #world: LocalWorld;
 
-  constructor(world: LoopbackWorld) {
+  constructor(world: LocalWorld) {
     this.#world = world;
   }
 

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type CaseFile, inProfile, loadCaseFiles, PROFILES, type Profile } from './case-file.ts';
-import { LoopbackWorld } from './loopback-world.ts';
+import { LocalWorld } from './local-world.ts';
 import { conformanceReport, profileReport, reportYaml, summaryLine } from './report.ts';
 import { CONFORMANCE_DIR, DEFAULT_SUITE_OPTIONS } from './suite-setup.ts';
 import { runSuite, type TestResult } from './suite.ts';
@@ -16,7 +16,7 @@ import { runSuite, type TestResult } from './suite.ts';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_REPORT = path.join(root, 'docs/conformance/report.yaml');
 
-const USAGE = `usage: npm run conformance -- [--cases DIR] [--profile MESH-HTTP|GATEWAY-HTTP] [--test NAME]... [--report FILE]`;
+const USAGE = `usage: npm run conformance -- [--cases DIR] [--profile MESH-HTTP|GATEWAY-HTTP] [--test NAME]... [--report FILE] [--loopback]`;
 
 function parse(argv: string[]) {
   const { values } = parseArgs({
@@ -26,6 +26,7 @@ function parse(argv: string[]) {
       profile: { type: 'string' },
       test: { type: 'string', multiple: true },
       report: { type: 'string' },
+      loopback: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -78,12 +79,15 @@ export async function main(argv: string[]): Promise<number> {
   const results = await runSuite({
     files,
     conformanceDir: dir,
-    startWorld: (_family, objects) =>
-      LoopbackWorld.start(
+    startWorld: (family, objects) =>
+      LocalWorld.start(
         {
           suite: { ...DEFAULT_SUITE_OPTIONS, conformanceDir: dir },
           portOffset: root0 ? 0 : 20_000,
           runLabel: 'runner',
+          // Mesh tests from inside the client pod's network namespace, captured as an unmodified workload's
+          // requests are; Gateway tests reach the Gateway's address on loopback, which suffices for them.
+          netns: family === 'mesh' && root0 && !args.loopback ? { prefix: 'wconf-', cidr: '10.231.0.0/16' } : undefined,
           log: (l) => out(`  ${l}`),
         },
         objects,

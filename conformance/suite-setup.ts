@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadText } from '../controlplane/resources/files.ts';
-import { materialize } from '../controlplane/resources/materialize.ts';
+import { type MaterializeOptions, materialize } from '../controlplane/resources/materialize.ts';
 import { ResourceSnapshot, resourceKey } from '../controlplane/resources/snapshot.ts';
 import { CLUSTER_SCOPED, type Resource, type ResourceKind } from '../controlplane/resources/types.ts';
 import { translate } from '../controlplane/translate/translate.ts';
@@ -391,8 +391,12 @@ export class SimulatedCluster implements ClusterAccess {
   #view: View | undefined;
   #snapshot: ResourceSnapshot | undefined;
 
-  constructor(options: SuiteOptions = DEFAULT_SUITE_OPTIONS) {
+  /** Address ranges of what the cluster makes (a world on network namespaces has its own pod and Service ranges). */
+  readonly #ranges: Omit<MaterializeOptions, 'controllerName'>;
+
+  constructor(options: SuiteOptions = DEFAULT_SUITE_OPTIONS, ranges: Omit<MaterializeOptions, 'controllerName'> = {}) {
     this.options = options;
+    this.#ranges = ranges;
   }
 
   /** Create, or update as `kubectl apply` would (creationTimestamp kept, generation bumped when the spec changed). */
@@ -482,7 +486,7 @@ export class SimulatedCluster implements ClusterAccess {
 
   #ensureSnapshot(): ResourceSnapshot {
     this.#snapshot ??= ResourceSnapshot.from(
-      materialize([...this.#objects.values()], { controllerName: this.options.controllerName }),
+      materialize([...this.#objects.values()], { ...this.#ranges, controllerName: this.options.controllerName }),
     );
     return this.#snapshot;
   }

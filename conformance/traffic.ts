@@ -342,13 +342,14 @@ async function runMeshCase(
     host = host.replace(podIPPlaceholder, await podIP(world, 'gateway-conformance-mesh', 'echo-v2'));
   const scheme = (c.request.protocol || 'http').toLowerCase();
   const url = `${scheme}://${host}${c.request.path || '/'}`;
+  const request = () => ({
+    url,
+    method: c.request.method || 'GET',
+    headers: Object.entries(c.request.headers ?? {}),
+    timeoutMs: t.requestTimeoutMs,
+  });
   const send = async (): Promise<MeshExchange> => {
-    const r = await world.fromPod(from.namespace, pod, {
-      url,
-      method: c.request.method || 'GET',
-      headers: Object.entries(c.request.headers ?? {}),
-      timeoutMs: t.requestTimeoutMs,
-    });
+    const r = await world.fromPod(from.namespace, pod, request());
     const responseHeaders = new Map<string, string[]>();
     for (const [k, v] of r.headers)
       responseHeaders.set(k.toLowerCase(), [...(responseHeaders.get(k.toLowerCase()) ?? []), v]);
@@ -360,18 +361,13 @@ async function runMeshCase(
   let last = '';
   for (let round = 0; round < wc.maxRetries; round++) {
     const counts = new Map<string, number>();
-    let err: string | undefined;
-    await pool(wc.totalRequests, wc.concurrency ?? 10, async () => {
-      if (err) return;
-      try {
-        const x = await send();
-        const b = backendOf(x.hostname);
-        counts.set(b, (counts.get(b) ?? 0) + 1);
-      } catch (e) {
-        err = (e as Error).message;
-      }
-    });
-    last = err ?? weightMismatch(counts, c.weights, wc.totalRequests, wc.tolerance) ?? '';
+    try {
+      const pods = await world.fromPodCount(from.namespace, pod, request(), wc.totalRequests, wc.concurrency ?? 10);
+      for (const [p, n] of pods) counts.set(backendOf(p), (counts.get(backendOf(p)) ?? 0) + n);
+      last = weightMismatch(counts, c.weights, wc.totalRequests, wc.tolerance) ?? '';
+    } catch (e) {
+      last = (e as Error).message;
+    }
     if (!last) return undefined;
   }
   return `weighted distribution not within tolerance in ${wc.maxRetries} rounds: ${last}`;

@@ -44,6 +44,17 @@ export interface World {
   gatewayEndpoint(address: string, port: number): Endpoint;
   /** Sends a request from inside pod `namespace/name` as its workload would; rejects on a transport failure. */
   fromPod(namespace: string, pod: string, req: PodRequest): Promise<PodResponse>;
+  /**
+   * `count` requests from pod `namespace/name`, `concurrency` at a time (the echo client's `--count`): how many
+   * each answering pod served (`Hostname` of the echo reply); rejects when a request got no response.
+   */
+  fromPodCount(
+    namespace: string,
+    pod: string,
+    req: PodRequest,
+    count: number,
+    concurrency: number,
+  ): Promise<Map<string, number>>;
   /** What container `container` of pod `namespace/pod` printed so far (empty when nothing). */
   logs(namespace: string, pod: string, container: string): Promise<string>;
   stop(): Promise<void>;
