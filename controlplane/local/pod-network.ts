@@ -88,6 +88,18 @@ export function netnsAddressing(cidr: string): { gateway: string; prefixLength: 
   };
 }
 
+/** An IPv4 range as [first, size]; throws LocalError naming `flag` when it is not one. */
+function range(cidr: string, flag: string): [number, number] {
+  const [address = '', len] = cidr.trim().split('/');
+  const base = ipv4(address);
+  const bits = len !== undefined && /^\d{1,2}$/.test(len) ? Number(len) : Number.NaN;
+  const size = 2 ** (32 - bits);
+  if (base === undefined || !(bits >= 8 && bits <= 30) || base % size !== 0) {
+    throw new LocalError('WEFT_ERR_LOCAL_INPUT', `${flag} ${cidr}: expected an IPv4 network address/prefix, /8 to /30`);
+  }
+  return [base, size];
+}
+
 export function checkNetnsPrefix(prefix: string): void {
   if (!PREFIX.test(prefix)) {
     throw new LocalError(
@@ -134,11 +146,13 @@ export function serviceHosts(snapshot: ResourceSnapshot, ns: string): HostsEntry
 }
 
 /**
- * The kube-proxy stand-in's chain as `iptables-restore --noflush` input: declaring the chain empties it, then one
+ * The kube-proxy stand-in's chains as `iptables-restore --noflush` input (declaring a chain empties it). nat: one
  * DNAT rule per ready endpoint of each Service port, each taken with probability 1/(endpoints left), so the choice
- * is uniform. `hook` adds the jump from nat OUTPUT (once, after the capture's own hook).
+ * is uniform. filter: what is still addressed to the Service range after nat (no endpoint, a port the Service does
+ * not have) is refused at once, as kube-proxy refuses it, instead of timing out. `hook` adds the jumps from OUTPUT
+ * (once; in nat after the capture's own hook, so captured traffic never gets here).
  */
-export function serviceRules(snapshot: ResourceSnapshot, hook: boolean): string {
+export function serviceRules(snapshot: ResourceSnapshot, serviceCidr: string, hook: boolean): string {
   const lines = ['*nat', `:${SERVICES_CHAIN} - [0:0]`];
   for (const svc of snapshot.list('Service')) {
     const [ip] = clusterIPs(svc).filter((x) => ipv4(x) !== undefined);
@@ -158,6 +172,9 @@ export function serviceRules(snapshot: ResourceSnapshot, hook: boolean): string 
       });
     }
   }
+  if (hook) lines.push(`-A OUTPUT -p tcp -j ${SERVICES_CHAIN}`);
+  lines.push('COMMIT', '*filter', `:${SERVICES_CHAIN} - [0:0]`);
+  lines.push(`-A ${SERVICES_CHAIN} -d ${serviceCidr} -p tcp -j REJECT --reject-with tcp-reset`);
   if (hook) lines.push(`-A OUTPUT -p tcp -j ${SERVICES_CHAIN}`);
   lines.push('COMMIT', '');
   return lines.join('\n');
@@ -213,6 +230,15 @@ export class PodNetwork {
     }
     checkNetnsPrefix(o.prefix);
     const { gateway, prefixLength, podCidr } = netnsAddressing(o.cidr);
+    const network = ipv4(gateway)! - 1;
+    const size = 2 ** (32 - prefixLength);
+    const [services, serviceSize] = range(o.serviceCidr, '--netns-service-cidr');
+    if (network < services + serviceSize && services < network + size) {
+      throw new LocalError(
+        'WEFT_ERR_LOCAL_INPUT',
+        `--netns-service-cidr ${o.serviceCidr} overlaps the pods' range ${o.cidr}: Service addresses must be apart`,
+      );
+    }
     const left = await listLeftovers(o.prefix);
     if (!isEmpty(left)) {
       throw new LocalError(
@@ -315,10 +341,10 @@ export class PodNetwork {
 
   async #applyRules(ns: string, pod: PodNet): Promise<void> {
     if (!this.#snapshot) return;
-    const rules = serviceRules(this.#snapshot, false);
+    const rules = serviceRules(this.#snapshot, this.serviceCidr, false);
     if (rules === pod.rules) return;
     const r = await execInNamespace(ns, ['iptables-restore', '--noflush'], {
-      input: pod.rules === undefined ? serviceRules(this.#snapshot, true) : rules,
+      input: pod.rules === undefined ? serviceRules(this.#snapshot, this.serviceCidr, true) : rules,
     });
     if (r.code !== 0) {
       throw new LocalError(

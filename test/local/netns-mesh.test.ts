@@ -196,6 +196,11 @@ if (why !== undefined) {
       t.is(one.status, 200);
       t.false(one.body.includes('X-Weft-Peer-Identity'), 'no mTLS from a pod without a sidecar');
       t.truthy(answeringPod(one.body));
+      // A port the Service does not have is refused at once, as kube-proxy refuses it.
+      await t.throwsAsync(requestFromPod(state, { from: 'plain/plain', url: 'http://echo.back:81/' }), {
+        code: 'WEFT_ERR_LOCAL_REQUEST',
+        message: /ECONNREFUSED|ECONNRESET/,
+      });
 
       // The capture is in the injected pods only.
       const client = state.pods.find((p) => p.namespace === 'front')!;
