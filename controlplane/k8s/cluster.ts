@@ -432,7 +432,8 @@ export class ClusterControlPlane {
       try {
         return await fn();
       } catch (err) {
-        if (err instanceof CaSetupError || this.#closed) throw err;
+        this.#checkOpen();
+        if (err instanceof CaSetupError) throw err;
         const retryable =
           !(err instanceof KubeApiError) || err.statusCode >= 500 || [401, 403, 404, 429].includes(err.statusCode);
         if (!(err instanceof KubeError) || !retryable) throw err;
