@@ -45,6 +45,7 @@ import { IdentityAgent } from './identity-agent.ts';
 import type { ControlPlaneTracing } from '../telemetry/tracing.ts';
 import { namespaceCommand } from './netns.ts';
 import {
+  assertNetnsRoot,
   assertSearchable,
   DEFAULT_PROXY_UID,
   initIptablesArgs,
@@ -237,6 +238,7 @@ export class LocalMesh {
     // Before the state dir is taken over: a refusal (not root, leftovers) keeps the mesh.json that names them.
     if (this.o.netns) {
       const options = this.o.netns === true ? {} : this.o.netns;
+      assertNetnsRoot();
       // Sidecars run as the proxy uid: it must reach node, weft and its token file in the state dir.
       const uid = options.proxyUid ?? DEFAULT_PROXY_UID;
       for (const p of [this.o.node, this.o.weftBin, this.o.stateDir]) await assertSearchable(p, uid);

@@ -100,6 +100,15 @@ function range(cidr: string, flag: string): [number, number] {
   return [base, size];
 }
 
+export function assertNetnsRoot(): void {
+  if (!isRoot()) {
+    throw new LocalError(
+      'WEFT_ERR_LOCAL_NOT_ROOT',
+      'weft local up --netns needs root (network namespaces, veth links, iptables); run it as root, or without --netns',
+    );
+  }
+}
+
 export function checkNetnsPrefix(prefix: string): void {
   if (!PREFIX.test(prefix)) {
     throw new LocalError(
@@ -222,12 +231,7 @@ export class PodNetwork {
       proxyUid: DEFAULT_PROXY_UID,
       ...options,
     };
-    if (!isRoot()) {
-      throw new LocalError(
-        'WEFT_ERR_LOCAL_NOT_ROOT',
-        'weft local up --netns needs root (network namespaces, veth links, iptables); run it as root, or without --netns',
-      );
-    }
+    assertNetnsRoot();
     checkNetnsPrefix(o.prefix);
     const { gateway, prefixLength, podCidr } = netnsAddressing(o.cidr);
     const network = ipv4(gateway)! - 1;
