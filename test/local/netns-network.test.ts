@@ -92,20 +92,8 @@ test('the init step is `weft proxy init-iptables` with the config’s ports and 
   const { snapshot, result } = await seed();
   const [id, config] = [...result.proxies].find(([k]) => k.startsWith('sidecar:bar/'))!;
   const pod = snapshot.get('Pod', id.slice('sidecar:'.length))!;
-  t.deepEqual(initIptablesArgs(config, pod, 1337), [
-    'proxy',
-    'init-iptables',
-    '--proxy-uid',
-    '1337',
-    '--proxy-gid',
-    '1337',
-    '--outbound-port',
-    '15001',
-    '--inbound-port',
-    '15006',
-    '--exclude-inbound-ports',
-    '15020,15008',
-  ]);
+  const args = 'proxy init-iptables --proxy-uid 1337 --proxy-gid 1337 --outbound-port 15001 --inbound-port 15006';
+  t.deepEqual(initIptablesArgs(config, pod, 1337), [...args.split(' '), '--exclude-inbound-ports', '15020,15008']);
   const annotated: Pod = {
     ...pod,
     metadata: {
@@ -117,13 +105,10 @@ test('the init step is `weft proxy init-iptables` with the config’s ports and 
       },
     },
   };
+  const excluded = '--exclude-inbound-ports 15020,15008,9090 --exclude-outbound-ports 5432';
   t.deepEqual(initIptablesArgs(config, annotated, 1000).slice(10), [
-    '--exclude-inbound-ports',
-    '15020,15008,9090',
-    '--exclude-outbound-ports',
-    '5432',
-    '--exclude-outbound-cidrs',
-    '169.254.169.254',
+    ...excluded.split(' '),
+    ...'--exclude-outbound-cidrs 169.254.169.254'.split(' '),
   ]);
 });
 
