@@ -175,6 +175,15 @@ if (why !== undefined) {
         headers: { env: 'canary' },
       });
       t.is(canary.pod && backendOf(canary.pod), 'echo-v2');
+      // A Host header of its own replaces the URL's authority (one Host line, as curl -H 'Host: …' sends).
+      const named = await requestFromPod(state, {
+        from: 'front/client',
+        url: 'http://echo.back/',
+        headers: ['host: echo.back.svc.cluster.local', 'env: canary'],
+      });
+      t.is(named.status, 200, named.body);
+      t.is((JSON.parse(named.body) as { host: string }).host, 'echo.back.svc.cluster.local');
+      t.is(named.pod && backendOf(named.pod), 'echo-v2');
       // Ten in a row, all to echo-v1: the Service rules alone would pick each version half the time.
       const tally = await requestsFromPod(state, { from: 'front/client', url: 'http://echo.back/', count: 10 });
       t.deepEqual(tally.backends, { 'echo-v1': 10 }, JSON.stringify(tally));
