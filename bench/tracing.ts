@@ -110,6 +110,9 @@ interface Variant {
   port?: number;
   rps: number[];
   ratios: number[];
+  /** Proxy CPU µs per request, per round, and its ratio to off's in the same round. */
+  cpuPerRequest: number[];
+  cpuRatios: number[];
   other: number[];
   errors: number;
   non2xx: number;
@@ -134,6 +137,12 @@ const median = (xs: number[]) => {
   const m = s.length >> 1;
   return s.length === 0 ? Number.NaN : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
+
+/** The proxy's CPU time so far, µs. */
+async function cpuOf(v: Variant): Promise<number> {
+  v.child!.send({ type: 'cpu' });
+  return (await v.child!.next<{ type: string; us: number }>('cpu', 10_000)).us;
+}
 
 async function saturate(tools: Tools, pinning: Pinning, port: number, durationS: number): Promise<SaturationResult> {
   const o: SaturationOptions = { port, authority: 'bench', connections: CONNECTIONS, durationS };
@@ -176,16 +185,20 @@ function section(o: {
     `- ${m.cpu}, ${m.cores} cores; Node ${process.version}; load generator ${o.tools.wrk ? `wrk ${o.tools.wrk.version} -t1` : 'autocannon'}, ${CONNECTIONS} connections, no trace context on requests`,
     `- ${o.pinning.note}; the OTLP sink (reads, counts, answers 200) runs in the orchestrator on the load core`,
     `- ${ROUNDS} rounds of ${SECONDS} s per variant, the variants' order rotated each round; the ratio of a round is`,
-    '  against "off" measured in the same round, and the table gives medians over rounds',
+    '  against "off" measured in the same round, and the table gives medians over rounds. Two measures: requests/s at',
+    "  saturation, and the proxy process's own CPU time per request (user + system, its exporter included), which",
+    "  holds when other work shares the proxy's core; cost per core = 1 − off's CPU a request ÷ the variant's",
     `- load average at start: ${o.load.map((x) => x.toFixed(2)).join(' / ')}; other work: CPU of processes outside the bench, in cores`,
     '',
-    "| variant | requests/s (median) | ratio to off (median) | cost | rounds' ratios | other work (median) | errors / non-2xx |",
-    '|---|---:|---:|---:|---|---:|---:|',
+    "| variant | requests/s | ratio to off | proxy CPU a request | requests per CPU-second, ratio to off | cost per core | rounds' ratios (rps; CPU) | other work | errors / non-2xx |",
+    '|---|---:|---:|---:|---:|---:|---|---:|---:|',
   ];
   for (const v of o.variants) {
     const r = median(v.ratios);
+    const c = median(v.cpuRatios);
+    const rounds = `${v.ratios.map((x) => x.toFixed(2)).join(' ')}; ${v.cpuRatios.map((x) => x.toFixed(2)).join(' ')}`;
     lines.push(
-      `| ${v.name} | ${Math.round(median(v.rps)).toLocaleString('en-US')} | ${r.toFixed(3)} | ${v.tracing ? pct(r) : '—'} | ${v.ratios.map((x) => x.toFixed(2)).join(', ')} | ${median(v.other).toFixed(2)} | ${v.errors} / ${v.non2xx} |`,
+      `| ${v.name} | ${Math.round(median(v.rps)).toLocaleString('en-US')} | ${r.toFixed(3)} | ${median(v.cpuPerRequest).toFixed(1)} µs | ${c.toFixed(3)} | ${v.tracing ? pct(c) : '—'} | ${rounds} | ${median(v.other).toFixed(2)} | ${v.errors} / ${v.non2xx} |`,
     );
   }
   lines.push(
@@ -237,12 +250,14 @@ async function main(): Promise<void> {
   const backend = await startChild(pinning, pinning.loadCore, 'proxy-backend.ts', []);
   const config = JSON.stringify(edgeOneRoute(1, backend.port));
   const variants: Variant[] = [
-    { name: 'off', rps: [], ratios: [], other: [], errors: 0, non2xx: 0 },
+    { name: 'off', rps: [], ratios: [], cpuPerRequest: [], cpuRatios: [], other: [], errors: 0, non2xx: 0 },
     {
       name: 'on, 0 % sampled',
       tracing: { url: sink.url, ratio: 0 },
       rps: [],
       ratios: [],
+      cpuPerRequest: [],
+      cpuRatios: [],
       other: [],
       errors: 0,
       non2xx: 0,
@@ -252,6 +267,8 @@ async function main(): Promise<void> {
       tracing: { url: sink.url, ratio: 0.01 },
       rps: [],
       ratios: [],
+      cpuPerRequest: [],
+      cpuRatios: [],
       other: [],
       errors: 0,
       non2xx: 0,
@@ -261,6 +278,8 @@ async function main(): Promise<void> {
       tracing: { url: sink.url, ratio: 1 },
       rps: [],
       ratios: [],
+      cpuPerRequest: [],
+      cpuRatios: [],
       other: [],
       errors: 0,
       non2xx: 0,
@@ -270,6 +289,8 @@ async function main(): Promise<void> {
       tracing: { url: refused, ratio: 1 },
       rps: [],
       ratios: [],
+      cpuPerRequest: [],
+      cpuRatios: [],
       other: [],
       errors: 0,
       non2xx: 0,
@@ -279,6 +300,8 @@ async function main(): Promise<void> {
       tracing: { url: hole.url, ratio: 1 },
       rps: [],
       ratios: [],
+      cpuPerRequest: [],
+      cpuRatios: [],
       other: [],
       errors: 0,
       non2xx: 0,
@@ -297,19 +320,30 @@ async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       const order = variants.map((_, i) => variants[(i + round) % variants.length]);
       const rps = new Map<Variant, number>();
+      const cpu = new Map<Variant, number>();
       for (const v of order) {
         const end = otherWork();
+        const cpu0 = await cpuOf(v);
         const r = await saturate(tools, pinning, v.port!, SECONDS);
+        const perRequest = (await cpuOf(v)) - cpu0;
         const other = end();
         rps.set(v, r.rps);
+        cpu.set(v, perRequest / (r.rps * SECONDS));
+        v.cpuPerRequest.push(perRequest / (r.rps * SECONDS));
         v.rps.push(r.rps);
         v.other.push(other);
         v.errors += r.errors;
         v.non2xx += r.non2xx;
-        log(`round ${round + 1}/${ROUNDS} ${v.name}: ${Math.round(r.rps)} rps (other work ${other.toFixed(2)} cores)`);
+        log(
+          `round ${round + 1}/${ROUNDS} ${v.name}: ${Math.round(r.rps)} rps, ${cpu.get(v)!.toFixed(1)} µs CPU a request (other work ${other.toFixed(2)} cores)`,
+        );
       }
       const off = rps.get(variants[0])!;
-      for (const v of variants) v.ratios.push(rps.get(v)! / off);
+      const offCpu = cpu.get(variants[0])!;
+      for (const v of variants) {
+        v.ratios.push(rps.get(v)! / off);
+        v.cpuRatios.push(offCpu / cpu.get(v)!);
+      }
     }
     for (const v of variants) {
       if (!v.tracing) continue;

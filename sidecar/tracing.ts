@@ -3,7 +3,9 @@
 // ratio. An unsampled request creates no span and no OTel object at all — the proxy only makes sure the upstream
 // carries a context that says "not sampled", so the next hops skip it too. A sampled request gets one server span
 // and one client span per upstream attempt (retries and mirrors included, marked). The exporter runs off the
-// request path: the queue is bounded, a full queue or a failed export drops spans and counts them.
+// request path: the queue is bounded, a full queue or a failed export drops spans and counts them, and for a second
+// after that sampled requests are not recorded at all (shed, counted), so a collector that is away costs next to
+// nothing.
 import type { IncomingMessage } from 'node:http';
 import {
   type Context,
@@ -326,6 +328,12 @@ export class RequestTrace {
   }
 }
 
+/**
+ * How long sampled requests go unrecorded after spans were lost (a failed export, a full queue): a collector that
+ * is away then costs next to nothing, and a few spans a second find out whether it is back.
+ */
+const SHED_MS = 1_000;
+
 /** The tracer of one proxy: sampling, propagation, span export and its drop counters. */
 export class Tracing {
   readonly tracer: Tracer;
@@ -336,6 +344,9 @@ export class Tracing {
   readonly #parent: Parent = { traceId: '', spanId: '', sampled: undefined, w3c: false, b3: false };
   readonly #dropped: Counter<'reason'>;
   readonly #exported: Counter;
+  readonly #shed: Counter;
+  /** Until then (ms since epoch) sampled requests are not recorded: the last export failed or the queue was full. */
+  #shedUntil = 0;
   readonly #exportFailures: Counter;
 
   constructor(options: TracingOptions, registry: Registry) {
@@ -350,6 +361,11 @@ export class Tracing {
     });
     this.#dropped.inc({ reason: 'queue_full' }, 0);
     this.#dropped.inc({ reason: 'export_failed' }, 0);
+    this.#shed = new Counter({
+      name: 'weft_proxy_trace_requests_shed_total',
+      help: 'Sampled requests not recorded because the collector was failing or the export queue full',
+      registers: [registry],
+    });
     this.#exported = new Counter({
       name: 'weft_proxy_trace_spans_exported_total',
       help: 'Spans the collector accepted',
@@ -399,7 +415,11 @@ export class Tracing {
       add: (value, attributes) => {
         const error = attributes?.['error.type'];
         if (error === undefined) this.#exported.inc(value);
-        else this.#dropped.inc({ reason: error === 'queue_full' ? 'queue_full' : 'export_failed' }, value);
+        else {
+          this.#dropped.inc({ reason: error === 'queue_full' ? 'queue_full' : 'export_failed' }, value);
+          // Spans made now would be lost too: for a while, sampled requests are not recorded at all.
+          this.#shedUntil = Date.now() + SHED_MS;
+        }
       },
     };
     const meter = Object.create(noop) as Meter;
@@ -416,6 +436,13 @@ export class Tracing {
     readParent(req.headers, p);
     const sampled = p.sampled ?? (this.ratio >= 1 || (this.ratio > 0 && Math.random() < this.ratio));
     if (!sampled) return undefined;
+    if (this.#shedUntil !== 0) {
+      if (Date.now() < this.#shedUntil) {
+        this.#shed.inc();
+        return undefined;
+      }
+      this.#shedUntil = 0;
+    }
     const parent =
       p.traceId === ''
         ? ROOT_CONTEXT

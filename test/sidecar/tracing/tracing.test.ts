@@ -254,7 +254,7 @@ test('a collector that is away fails no request; the spans it missed are counted
   const gone = await OtlpReceiver.start();
   const url = gone.url;
   await gone.close();
-  const { edge } = await chain(t, () => ({
+  const { edge, app } = await chain(t, () => ({
     endpoint: url,
     scheduledDelayMs: 20,
     maxQueueSize: 4,
@@ -264,6 +264,12 @@ test('a collector that is away fails no request; the spans it missed are counted
     const r = await send(edge.port, { host: 'echo.b' });
     t.is(r.status, 200);
   }
+  // Once spans were lost, sampled requests are shed (not recorded) for a while; they still carry a context.
+  await edge.proxy.tracing!.flush();
+  const before = app.requests.length;
+  for (let i = 0; i < 5; i++) t.is((await send(edge.port, { host: 'echo.b' })).status, 200);
+  for (const q of app.requests.slice(before)) t.regex(q.headers.traceparent ?? '', TRACEPARENT);
+  t.regex(await edge.proxy.metrics.text(), /^weft_proxy_trace_requests_shed_total [1-9]/m);
   await edge.proxy.tracing!.flush();
   const text = await edge.proxy.metrics.text();
   const dropped = [...text.matchAll(/^weft_proxy_trace_spans_dropped_total\{reason="(\w+)"\} (\d+)/gm)];
