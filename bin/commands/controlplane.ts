@@ -115,11 +115,18 @@ export function controlplaneCommand(version: string): Command {
       'MutatingWebhookConfiguration whose caBundle is kept equal to the root CA',
       'weft-injector',
     )
-    .option('--proxy-image <image>', `image of the injected proxy (default ghcr.io/weft-dev/weft:${version})`)
+    .option(
+      '--proxy-image <image>',
+      `image of the injected and Gateway proxies (default ghcr.io/weft-dev/weft:${version})`,
+    )
     .option('--leader-elect', 'elect one replica to write status and publish (Lease in --namespace)', true)
     .option('--no-leader-elect', 'write status without an election (a single replica)')
-    .option('--otlp-endpoint <url>', 'injected proxies export spans over OTLP/HTTP to this collector', url)
-    .option('--trace-sample-ratio <ratio>', 'share of new traces the injected proxies record, 0..1', ratio)
+    .option(
+      '--otlp-endpoint <url>',
+      'the control plane and the injected proxies export spans over OTLP/HTTP to this collector',
+      url,
+    )
+    .option('--trace-sample-ratio <ratio>', 'share of new traces recorded, 0..1 (default 1)', ratio)
     .addOption(
       new Option('--log-level <level>', 'log level')
         .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal'])
@@ -152,26 +159,25 @@ async function readInjectSettings(file: string | undefined): Promise<Partial<Inj
 
 /**
  * The injector settings: the file's, then what the flags decide (trust domain, weft's namespace, the root CA
- * ConfigMap, the image, the control plane's addresses from --service and the ports), then tracing flags appended to
- * the proxy's arguments (unless the file gives its own proxyArgs).
+ * ConfigMap, the image, the control plane's addresses), then tracing flags appended to the proxy's arguments (unless
+ * the file gives its own proxyArgs).
  */
 export function buildInjectSettings(
   version: string,
   opts: ControlPlaneCommandOptions,
   file: Partial<InjectSettingsInput>,
-  nativeSidecar: boolean,
+  context: { nativeSidecar: boolean; addresses: { push: string; ca: string } },
   injectSettings: (input: InjectSettingsInput) => InjectSettings,
 ): InjectSettings {
-  const svc = `${opts.service}.${opts.namespace}.svc`;
   const input: InjectSettingsInput = {
     ...file,
     version: file.version ?? version,
     trustDomain: opts.trustDomain,
     weftNamespace: opts.namespace,
     rootCaConfigMap: opts.rootCaConfigMap,
-    nativeSidecar: file.nativeSidecar ?? nativeSidecar,
-    caAddress: file.caAddress ?? `${svc}:${opts.caPort}`,
-    controlPlaneAddress: file.controlPlaneAddress ?? `${svc}:${opts.pushPort}`,
+    nativeSidecar: file.nativeSidecar ?? context.nativeSidecar,
+    caAddress: file.caAddress ?? context.addresses.ca,
+    controlPlaneAddress: file.controlPlaneAddress ?? context.addresses.push,
   };
   if (opts.proxyImage !== undefined) input.image = opts.proxyImage;
   const settings = injectSettings(input);
@@ -186,12 +192,19 @@ export function buildInjectSettings(
 
 export async function runControlPlane(version: string, opts: ControlPlaneCommandOptions): Promise<void> {
   const { InjectError, injectSettings, startWebhook } = await import('../../injector/index.ts');
-  const { controlPlaneClient, startClusterControlPlane } = await import('../../controlplane/k8s/cluster.ts');
+  const { controlPlaneAddresses, controlPlaneClient, startClusterControlPlane } = await import(
+    '../../controlplane/k8s/cluster.ts'
+  );
   const { pino } = await import('pino');
 
   const file = await readInjectSettings(opts.injectSettings);
+  const addresses = controlPlaneAddresses({
+    service: opts.service,
+    namespace: opts.namespace,
+    ports: { push: opts.pushPort, ca: opts.caPort },
+  });
   const settingsFor = (nativeSidecar: boolean) =>
-    buildInjectSettings(version, opts, file, nativeSidecar, injectSettings);
+    buildInjectSettings(version, opts, file, { nativeSidecar, addresses }, injectSettings);
   try {
     settingsFor(true); // refuse bad settings before anything starts
   } catch (err) {
@@ -231,6 +244,11 @@ export async function runControlPlane(version: string, opts: ControlPlaneCommand
       webhookConfiguration: opts.webhookConfiguration,
       ports: { push: opts.pushPort, ca: opts.caPort, admin: opts.adminPort, webhook: opts.webhookPort },
       leaderElect: opts.leaderElect,
+      // The image the injector puts into pods also runs the Gateways' edge proxies.
+      proxyImage: settingsFor(true).image,
+      ...(opts.otlpEndpoint
+        ? { tracing: { endpoint: opts.otlpEndpoint, sampleRatio: opts.traceSampleRatio ?? 1 } }
+        : {}),
       logger,
       signal: stop.signal,
       webhook: (h) =>

@@ -21,6 +21,7 @@ import { CaSetupError, type CAServer, DEFAULT_LEAF_LIFETIME_MS, type MeshCA, sta
 import { snapshotAuthorizer } from '../push/identity.ts';
 import { type PushServer, startPushServer } from '../push/server.ts';
 import { Supervisor } from '../runtime/runner.ts';
+import type { ControlPlaneTracing } from '../telemetry/tracing.ts';
 import { loadOrCreateCaSecret } from './ca-secret.ts';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient, type KubeObject, loadKubeConfig } from './client.ts';
@@ -29,7 +30,8 @@ import { isNotFound, KubeApiError, KubeError } from './errors.ts';
 import { KIND_INFO } from './kinds.ts';
 import type { LeaderElectorOptions } from './leader.ts';
 import { type Backoff, backoffDelay, DEFAULT_BACKOFF, type KubernetesProviderOptions } from './provider.ts';
-import { RootCaPublisher } from './root-ca-publisher.ts';
+import { gatewayNamespaces } from './gateway-objects.ts';
+import { injectedNamespaces, RootCaPublisher } from './root-ca-publisher.ts';
 import { TokenReviewVerifier } from './token-review.ts';
 import { WebhookCaBundle } from './webhook-ca-bundle.ts';
 
@@ -96,6 +98,13 @@ export interface ClusterControlPlaneOptions {
   leaderElect?: boolean;
   /** This replica's name in the Lease. Default the pod name, else `<hostname>_<random>`. */
   identity?: string;
+  /**
+   * The weft image: Gateway provisioning runs edge proxies with it (absent: no provisioning). The injector's image
+   * is in its own settings (bin/ makes both the same).
+   */
+  proxyImage?: string;
+  /** Control-plane spans (translate cycles, pushes) to this OTLP/HTTP collector. */
+  tracing?: { endpoint: string; sampleRatio?: number };
   /** Hosts the injector; absent: no webhook (and no caBundle upkeep). */
   webhook?: (options: WebhookHostOptions) => Promise<HostedWebhook>;
   /** Retry of the start-up reads (CA Secret, /version) while the API cannot be reached. */
@@ -126,6 +135,21 @@ export function serviceDnsNames(service: string, namespace: string, clusterDomai
   ];
 }
 
+/**
+ * Where proxies reach the push server and the CA: the Service, on the ports served (the chart's Service forwards
+ * each port to the same container port); a port of 0 (tests: any free port) names the default.
+ */
+export function controlPlaneAddresses(o: { service: string; namespace: string; ports: { push: number; ca: number } }): {
+  push: string;
+  ca: string;
+} {
+  const host = `${o.service}.${o.namespace}.svc`;
+  return {
+    push: `${host}:${o.ports.push || CLUSTER_DEFAULTS.ports.push}`,
+    ca: `${host}:${o.ports.ca || CLUSTER_DEFAULTS.ports.ca}`,
+  };
+}
+
 /** Where a pod finds its ServiceAccount token (in-cluster configuration). */
 export const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
@@ -149,9 +173,21 @@ export class ClusterControlPlane {
   readonly o: Required<
     Omit<
       ClusterControlPlaneOptions,
-      'webhook' | 'identity' | 'startupBackoff' | 'provider' | 'leader' | 'logger' | 'ports' | 'signal'
+      | 'webhook'
+      | 'identity'
+      | 'startupBackoff'
+      | 'provider'
+      | 'leader'
+      | 'logger'
+      | 'ports'
+      | 'signal'
+      | 'proxyImage'
+      | 'tracing'
     >
-  > & { ports: ClusterPorts } & Pick<ClusterControlPlaneOptions, 'webhook' | 'identity' | 'provider' | 'leader'>;
+  > & { ports: ClusterPorts } & Pick<
+      ClusterControlPlaneOptions,
+      'webhook' | 'identity' | 'provider' | 'leader' | 'proxyImage' | 'tracing'
+    >;
   readonly log: Logger;
   readonly #client: KubeClient;
   readonly #startupBackoff: Backoff;
@@ -169,6 +205,7 @@ export class ClusterControlPlane {
   #push: PushServer | undefined;
   #webhook: HostedWebhook | undefined;
   #webhookRenewal: NodeJS.Timeout | undefined;
+  #tracing: ControlPlaneTracing | undefined;
   #supervising: Promise<void> | undefined;
   #closed = false;
   #starting: Promise<void> | undefined;
@@ -196,6 +233,8 @@ export class ClusterControlPlane {
       },
       leaderElect: options.leaderElect ?? true,
       webhook: options.webhook,
+      proxyImage: options.proxyImage,
+      tracing: options.tracing,
       identity: options.identity,
       provider: options.provider,
       leader: options.leader,
@@ -308,6 +347,7 @@ export class ClusterControlPlane {
       );
     }
 
+    const addresses = controlPlaneAddresses(o);
     const k8s = kubernetesControlPlane({
       client: this.#client,
       namespace: o.namespace,
@@ -316,8 +356,25 @@ export class ClusterControlPlane {
       logger: this.log,
       ...(o.provider ? { provider: o.provider } : {}),
       leader: o.leaderElect ? (o.leader ?? {}) : false,
+      ...(o.proxyImage
+        ? {
+            provisioner: {
+              image: o.proxyImage,
+              pushAddress: addresses.push,
+              caAddress: addresses.ca,
+              rootCaConfigMap: o.rootCaConfigMap,
+            },
+          }
+        : {}),
     });
     this.#k8s = k8s;
+    if (o.tracing) {
+      const { startControlPlaneTracing } = await import('../telemetry/tracing.ts');
+      this.#tracing = startControlPlaneTracing(
+        { ...o.tracing, serviceName: 'weft-controlplane', registry: this.metrics.registry },
+        { pipeline: k8s.pipeline },
+      );
+    }
     this.metrics.watchPipeline(k8s.pipeline);
     this.metrics.watchStatusWriter(k8s.writer);
     this.#publisher = new RootCaPublisher({
@@ -325,6 +382,8 @@ export class ClusterControlPlane {
       snapshots: k8s.pipeline.snapshots,
       rootCAsPem: ca.rootCAsPem,
       name: o.rootCaConfigMap,
+      // Edge proxies mount it too, in Gateway namespaces that need not be labelled for injection.
+      namespaces: (snapshot) => [...injectedNamespaces(snapshot), ...gatewayNamespaces(snapshot)],
       ...(k8s.leader ? { leader: k8s.leader } : {}),
       logger: this.log,
     });
@@ -365,6 +424,7 @@ export class ClusterControlPlane {
       logger: this.log,
       metrics: this.metrics,
     });
+    this.#tracing?.tracePush(this.#push);
     this.#checkOpen();
     if (o.webhook) await this.#startWebhook(o.webhook, ca, dnsNames);
     this.#checkOpen();
@@ -474,6 +534,7 @@ export class ClusterControlPlane {
     await this.#supervisor?.close();
     await this.#supervising?.catch(() => {});
     await this.#admin?.close();
+    await this.#tracing?.shutdown();
     this.log.info({ event: 'controlplane.stopped' }, 'weft control plane stopped');
   }
 }

@@ -35,6 +35,7 @@ type PodObj = {
 
 function plane(t: { context: Ctx }, logger: Logger, webhook = true): Promise<ClusterControlPlane> {
   return startClusterControlPlane({
+    proxyImage: 'registry.test/weft:0.0.0-test',
     client: t.context.c.client,
     namespace: NS,
     host: '127.0.0.1',
@@ -226,7 +227,27 @@ test('the root CA ConfigMap follows the label and the caBundle is put back after
   t.is(fixed.extra, 'kept');
   server.remove('ConfigMap', 'plain', 'weft-root-ca');
   await eventually(() => server.get('ConfigMap', 'plain', 'weft-root-ca'), 'ConfigMap recreated');
-  t.pass();
+
+  // A Gateway of weft's class in a namespace not labelled for injection: its edge proxy, and the root CA it mounts.
+  server.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'edge' } });
+  server.put({
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'GatewayClass',
+    metadata: { name: 'weft' },
+    spec: { controllerName: 'weft.dev/gateway-controller' },
+  });
+  server.put({
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'Gateway',
+    metadata: { name: 'public', namespace: 'edge' },
+    spec: { gatewayClassName: 'weft', listeners: [{ name: 'http', port: 80, protocol: 'HTTP' }] },
+  });
+  await eventually(() => server.get('ConfigMap', 'edge', 'weft-root-ca'), 'published in the Gateway namespace');
+  const edge = await eventually(() => server.get('Deployment', 'edge', 'public-weft'), 'the edge proxy Deployment');
+  const container = (edge.spec as { template: { spec: { containers: { image: string; args: string[] }[] } } }).template
+    .spec.containers[0];
+  t.is(container.image, 'registry.test/weft:0.0.0-test');
+  t.true(container.args.includes('weft-controlplane.weft-system.svc:15010'), container.args.join(' '));
 });
 
 test('two replicas starting together share one root CA from one Secret; only one leads', async (t) => {

@@ -2,7 +2,7 @@
 // carry, and the injector settings the flags and the settings file make together.
 import test from 'ava';
 import { buildInjectSettings, type ControlPlaneCommandOptions } from '../../bin/commands/controlplane.ts';
-import { serviceDnsNames, supportsNativeSidecars } from '../../controlplane/k8s/cluster.ts';
+import { controlPlaneAddresses, serviceDnsNames, supportsNativeSidecars } from '../../controlplane/k8s/cluster.ts';
 import { injectSettings } from '../../injector/index.ts';
 
 test('native sidecars from /version: 1.29 and later, cloud suffixes like "29+" included', (t) => {
@@ -43,12 +43,21 @@ const flags: ControlPlaneCommandOptions = {
   logLevel: 'info',
 };
 
+test('proxies reach the Service on the served ports; port 0 (any free port) names the default', (t) => {
+  t.deepEqual(controlPlaneAddresses({ service: 'cp', namespace: 'mesh', ports: { push: 16010, ca: 0 } }), {
+    push: 'cp.mesh.svc:16010',
+    ca: 'cp.mesh.svc:15012',
+  });
+});
+
+const addresses = { push: 'cp.mesh.svc:15010', ca: 'cp.mesh.svc:15012' };
+
 test('injector settings: the flags decide identity, addresses and ConfigMap; the file the rest', (t) => {
   const s = buildInjectSettings(
     '1.2.3',
     flags,
     { trustDomain: 'ignored.org', logLevel: 'debug' },
-    false,
+    { nativeSidecar: false, addresses },
     injectSettings,
   );
   t.like(s, {
@@ -67,7 +76,7 @@ test('injector settings: the flags decide identity, addresses and ConfigMap; the
     '1.2.3',
     { ...flags, proxyImage: 'registry/weft:dev' },
     { nativeSidecar: true },
-    false,
+    { nativeSidecar: false, addresses },
     injectSettings,
   );
   t.is(pinned.image, 'registry/weft:dev');
@@ -76,7 +85,7 @@ test('injector settings: the flags decide identity, addresses and ConfigMap; the
 
 test('tracing flags reach the injected proxy, unless the file gives its own proxyArgs', (t) => {
   const traced = { ...flags, otlpEndpoint: 'http://jaeger.tracing:4318', traceSampleRatio: 0.25 };
-  const s = buildInjectSettings('1.2.3', traced, {}, true, injectSettings);
+  const s = buildInjectSettings('1.2.3', traced, {}, { nativeSidecar: true, addresses }, injectSettings);
   const tail = s.proxyArgs.slice(-6);
   t.deepEqual(tail, [
     '--otlp-endpoint',
@@ -86,8 +95,14 @@ test('tracing flags reach the injected proxy, unless the file gives its own prox
     '--trace-service-name',
     '$(SERVICE_ACCOUNT).$(POD_NAMESPACE)',
   ]);
-  t.deepEqual(buildInjectSettings('1.2.3', traced, { proxyArgs: ['proxy', '--x'] }, true, injectSettings).proxyArgs, [
-    'proxy',
-    '--x',
-  ]);
+  t.deepEqual(
+    buildInjectSettings(
+      '1.2.3',
+      traced,
+      { proxyArgs: ['proxy', '--x'] },
+      { nativeSidecar: true, addresses },
+      injectSettings,
+    ).proxyArgs,
+    ['proxy', '--x'],
+  );
 });
