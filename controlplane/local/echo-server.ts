@@ -10,7 +10,8 @@
 //   echo-advanced images) or per request with the header `X-Echo-Format: istio` (or `json`).
 //
 // Both: `X-Echo-Set-Header: Name:value,…` and `?headers=Name:value,…` add response headers; `/status/NNN` answers
-// NNN; `?delay=<Go duration>` waits first; `/health` answers `OK`; `/ws` is a WebSocket echo; h2c (prior
+// NNN; `/retry/…?uuid=&succeedAfter=[&responseCode=][&delayRetry=]` fails the first attempts of a uuid (the retry
+// simulator); `?delay=<Go duration>` waits first; `/health` answers `OK`; `/ws` is a WebSocket echo; h2c (prior
 // knowledge) on extra ports. `X-Echo-Call: <http URL>` makes the server call that URL first, as an app calling
 // another Service would — through the HTTP proxy of env HTTP_PROXY when set (a sidecar's outbound listener in
 // `weft local`), passing on the trace context headers as an instrumented app does — and answer JSON with the
@@ -260,6 +261,44 @@ function callOut(target: URL, req: Req, id: Identity): Promise<CallResult> {
   });
 }
 
+/** Attempts seen per `uuid` by the retry simulator. */
+const retryAttempts = new Map<string, number>();
+
+/**
+ * echo-basic's `/retry/…` simulator: the first `succeedAfter` attempts of a `uuid` fail — answered with
+ * `responseCode` when given, else the connection is reset — after `delayRetry` when given; later ones are echoed.
+ * True when the request is to be echoed.
+ */
+function retrySimulation(req: Req, res: Res, url: URL): boolean {
+  const uuid = url.searchParams.get('uuid');
+  const succeedAfter = Number.parseInt(url.searchParams.get('succeedAfter') ?? '', 10);
+  if (!uuid || !Number.isInteger(succeedAfter)) {
+    send(res, 400, 'text/plain; charset=utf-8', uuid ? 'succeedAfter is required' : 'uuid is required');
+    return false;
+  }
+  const attempts = retryAttempts.get(uuid) ?? 0;
+  if (attempts >= succeedAfter) return true;
+  retryAttempts.set(uuid, attempts + 1);
+  const code = Number.parseInt(url.searchParams.get('responseCode') ?? '', 10);
+  const fail = () => {
+    if (Number.isInteger(code)) send(res, code, 'text/plain; charset=utf-8', '');
+    else {
+      const socket = req.socket as Socket;
+      if (typeof socket.resetAndDestroy === 'function') socket.resetAndDestroy();
+      else socket.destroy();
+    }
+  };
+  const delayText = url.searchParams.get('delayRetry');
+  const delayMs = delayText === null ? 0 : parseGoDuration(delayText);
+  if (delayMs === undefined) {
+    send(res, 500, 'text/plain; charset=utf-8', `delayRetry ${JSON.stringify(delayText)} is not a duration\n`);
+    return false;
+  }
+  if (delayMs > 0) setTimeout(fail, delayMs);
+  else fail();
+  return false;
+}
+
 function handler(id: Identity): (req: Req, res: Res) => void {
   return (req, res) => {
     // The body is not echoed; read it so the connection can be reused.
@@ -283,6 +322,7 @@ function handler(id: Identity): (req: Req, res: Res) => void {
       else send(res, code, 'text/plain; charset=utf-8', '', extraResponseHeaders(req, url));
       return;
     }
+    if (url.pathname.startsWith('/retry/') && !retrySimulation(req, res, url)) return;
     const delayText = url.searchParams.get('delay');
     const delayMs = delayText === null ? 0 : parseGoDuration(delayText);
     if (delayMs === undefined) {
