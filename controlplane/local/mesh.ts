@@ -567,7 +567,10 @@ export class LocalMesh {
     this.#applying = true;
     try {
       // Hosts files and Service rules of the running pods first: the pods started below get the same.
-      await this.#network?.sync(snapshot);
+      for (const problem of (await this.#network?.sync(snapshot)) ?? []) {
+        this.log.warn({ event: 'local.pod-network-sync-failed', problem }, 'pod network not updated');
+        this.#out(`weft local: could not update Service names and rules: ${problem}`);
+      }
       await this.#apply(wantedPods, wantedGateways);
     } finally {
       this.#applying = false;

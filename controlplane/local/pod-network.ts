@@ -317,9 +317,13 @@ export class PodNetwork {
     await deleteNamespace(ns);
   }
 
-  /** Brings every pod's hosts file and Service rules up to `snapshot`. */
-  async sync(snapshot: ResourceSnapshot): Promise<void> {
+  /**
+   * Brings every pod's hosts file and Service rules up to `snapshot`. Resolves to what failed, one line per pod (the
+   * others are updated all the same; a failed pod is tried again on the next sync).
+   */
+  async sync(snapshot: ResourceSnapshot): Promise<string[]> {
     this.#snapshot = snapshot;
+    const failed: string[] = [];
     await Promise.all(
       [...this.#pods].map(([ns, pod]) => {
         pod.queue = pod.queue
@@ -333,9 +337,12 @@ export class PodNetwork {
             }
             await this.#applyRules(ns, pod);
           });
-        return pod.queue;
+        return pod.queue.catch((err: Error) => {
+          failed.push(`pod ${pod.namespace}/${pod.name}: ${err.message}`);
+        });
       }),
     );
+    return failed;
   }
 
   #hostsFor(pod: PodNet): HostsEntry[] {
