@@ -119,9 +119,10 @@ async function assertNothingLeft(t: ExecutionContext, prefix: string, stateDir: 
   t.false(listRules('iptables', 'filter').includes(chain), `${when}: host FORWARD chain`);
 }
 
-if (why !== undefined) {
+if (why !== undefined && process.getuid?.() === 0) {
+  test.skip(`weft local up --netns — skipped: ${why}`, () => {});
+} else if (why !== undefined) {
   test(`weft local up --netns refuses without root (the namespace tests are skipped: ${why})`, async (t) => {
-    if (process.getuid?.() === 0) return t.pass();
     const dir = await writeDir(TINY);
     const stateDir = path.join(dir, 'state');
     try {
