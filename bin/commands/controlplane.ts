@@ -7,6 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { parseDuration } from '../../controlplane/translate/duration.ts';
 import type { InjectSettings, InjectSettingsInput } from '../../injector/index.ts';
 import { CliError } from '../errors.ts';
+import { httpUrl, port, ratio } from '../options.ts';
 
 export interface ControlPlaneCommandOptions {
   namespace: string;
@@ -32,32 +33,11 @@ export interface ControlPlaneCommandOptions {
 
 const MAX_CERT_TTL_MS = 7 * 24 * 3_600_000;
 
-function port(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('not a port number');
-  return n;
-}
-
 function certTtl(value: string): number {
   const ms = parseDuration(value);
   if (ms === undefined) throw new InvalidArgumentError('not a duration such as 24h, 90m or 1h30m');
   if (ms < 60_000 || ms > MAX_CERT_TTL_MS) throw new InvalidArgumentError('must be between 1m and 168h');
   return ms;
-}
-
-function ratio(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1)
-    throw new InvalidArgumentError('not a number in 0..1');
-  return n;
-}
-
-function url(value: string): string {
-  try {
-    const u = new URL(value);
-    if (u.protocol === 'http:' || u.protocol === 'https:') return value;
-  } catch {}
-  throw new InvalidArgumentError('not an http(s) URL');
 }
 
 const dnsLabel = (what: string) => (value: string) => {
@@ -124,7 +104,7 @@ export function controlplaneCommand(version: string): Command {
     .option(
       '--otlp-endpoint <url>',
       'the control plane and the injected proxies export spans over OTLP/HTTP to this collector',
-      url,
+      httpUrl,
     )
     .option('--trace-sample-ratio <ratio>', 'share of new traces recorded, 0..1 (default 1)', ratio)
     .addOption(

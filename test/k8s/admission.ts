@@ -10,14 +10,11 @@
 import { randomUUID } from 'node:crypto';
 import { request } from 'node:https';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import type { LabelSelector } from '../../controlplane/resources/types.ts';
+import { selectorMatches } from '../../controlplane/translate/gateway.ts';
 import { jsonPatch } from './patch.ts';
 
 type Obj = Record<string, unknown>;
-
-interface LabelSelectorSpec {
-  matchLabels?: Record<string, string>;
-  matchExpressions?: { key: string; operator: string; values?: string[] }[];
-}
 
 interface Rule {
   operations?: string[];
@@ -36,8 +33,8 @@ interface Webhook {
   };
   rules?: Rule[];
   failurePolicy?: 'Fail' | 'Ignore';
-  namespaceSelector?: LabelSelectorSpec;
-  objectSelector?: LabelSelectorSpec;
+  namespaceSelector?: LabelSelector;
+  objectSelector?: LabelSelector;
   sideEffects?: string;
   timeoutSeconds?: number;
   admissionReviewVersions?: string[];
@@ -83,30 +80,8 @@ export interface AdmissionRequest {
   onCall?: (webhook: string, outcome: 'patched' | 'allowed' | 'denied' | 'failed' | 'ignored') => void;
 }
 
-export function labelSelectorMatches(sel: LabelSelectorSpec | undefined, labels: Record<string, string>): boolean {
-  if (!sel) return true;
-  for (const [k, v] of Object.entries(sel.matchLabels ?? {})) if (labels[k] !== v) return false;
-  for (const e of sel.matchExpressions ?? []) {
-    const has = Object.hasOwn(labels, e.key);
-    const values = e.values ?? [];
-    switch (e.operator) {
-      case 'In':
-        if (!has || !values.includes(labels[e.key])) return false;
-        break;
-      case 'NotIn':
-        if (has && values.includes(labels[e.key])) return false;
-        break;
-      case 'Exists':
-        if (!has) return false;
-        break;
-      case 'DoesNotExist':
-        if (has) return false;
-        break;
-      default:
-        return false;
-    }
-  }
-  return true;
+export function labelSelectorMatches(sel: LabelSelector | undefined, labels: Record<string, string>): boolean {
+  return sel === undefined || selectorMatches(sel, labels);
 }
 
 const anyOf = (list: string[] | undefined, value: string) => (list ?? []).some((x) => x === '*' || x === value);
