@@ -115,7 +115,14 @@ export class LocalWorld implements World {
           if (/died|refused|problem|could not|failed/.test(line)) o.log?.(line);
         },
       });
-      await world.#mesh.whenReady();
+      const limit = o.syncTimeoutMs ?? 60_000;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        world.#mesh.whenReady(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`weft local was not ready within ${limit / 1000} s`)), limit);
+        }),
+      ]).finally(() => clearTimeout(timer));
       await world.sync();
       return world;
     } catch (err) {
@@ -187,9 +194,16 @@ export class LocalWorld implements World {
     await this.sync();
   }
 
+  /** The control plane's statuses; a busy machine gets three tries. */
   async statuses(): Promise<StatusOut[]> {
-    const r = await getJson(`${this.mesh.controlPlane.admin}/statuses`);
-    return (r.body as { statuses: StatusOut[] }).statuses;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const r = await getJson(`${this.mesh.controlPlane.admin}/statuses`);
+        return (r.body as { statuses: StatusOut[] }).statuses;
+      } catch (e) {
+        if (attempt >= 3) throw e;
+      }
+    }
   }
 
   async sync(): Promise<void> {

@@ -16,7 +16,7 @@ import { runSuite, type TestResult } from './suite.ts';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_REPORT = path.join(root, 'docs/conformance/report.yaml');
 
-const USAGE = `usage: npm run conformance -- [--cases DIR] [--profile MESH-HTTP|GATEWAY-HTTP] [--test NAME]... [--report FILE] [--loopback]`;
+const USAGE = `usage: npm run conformance -- [--cases DIR] [--profile MESH-HTTP|GATEWAY-HTTP] [--test NAME]... [--report FILE] [--loopback] [--known-failures FILE]`;
 
 function parse(argv: string[]) {
   const { values } = parseArgs({
@@ -27,6 +27,7 @@ function parse(argv: string[]) {
       test: { type: 'string', multiple: true },
       report: { type: 'string' },
       loopback: { type: 'boolean' },
+      'known-failures': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -34,11 +35,15 @@ function parse(argv: string[]) {
   return values;
 }
 
-function line(r: TestResult): string {
+/** conformance/known-failures.json: test → why it fails now (each one is in docs/conformance.md too). */
+type KnownFailures = Record<string, string>;
+
+function line(r: TestResult, known: KnownFailures): string {
   const secs = `(${(r.ms / 1000).toFixed(1)} s)`;
-  if (r.outcome === 'PASS') return `PASS ${r.test} ${secs}`;
+  if (r.outcome === 'PASS')
+    return `PASS ${r.test} ${secs}${known[r.test] ? ' — listed as a known failure: remove it from the list' : ''}`;
   if (r.outcome === 'SKIP') return `SKIP ${r.test}: ${r.message}`;
-  return `FAIL ${r.test}: ${r.message} ${secs}`;
+  return `FAIL ${r.test}: ${r.message} ${secs}${known[r.test] ? ` [known: ${known[r.test]}]` : ''}`;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -70,6 +75,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     files = files.filter((f) => args.test!.includes(f.test));
   }
+  const known: KnownFailures = args['known-failures']
+    ? (JSON.parse(await readFile(args['known-failures'], 'utf8')) as KnownFailures)
+    : {};
   const root0 = process.getuid?.() === 0;
   const started = Date.now();
   const out = (s: string) => process.stdout.write(`${s}\n`);
@@ -79,20 +87,25 @@ export async function main(argv: string[]): Promise<number> {
   const results = await runSuite({
     files,
     conformanceDir: dir,
-    startWorld: (family, objects) =>
-      LocalWorld.start(
-        {
-          suite: { ...DEFAULT_SUITE_OPTIONS, conformanceDir: dir },
-          portOffset: root0 ? 0 : 20_000,
-          runLabel: 'runner',
-          // Mesh tests from inside the client pod's network namespace, captured as an unmodified workload's
-          // requests are; Gateway tests reach the Gateway's address on loopback, which suffices for them.
-          netns: family === 'mesh' && root0 && !args.loopback ? { prefix: 'wconf-', cidr: '10.231.0.0/16' } : undefined,
-          log: (l) => out(`  ${l}`),
-        },
-        objects,
-      ),
-    onResult: (r) => out(line(r)),
+    startWorld: async (family, objects) => {
+      const options = {
+        suite: { ...DEFAULT_SUITE_OPTIONS, conformanceDir: dir },
+        portOffset: root0 ? 0 : 20_000,
+        runLabel: 'runner',
+        log: (l: string) => out(`  ${l}`),
+      };
+      // Mesh tests from inside the client pod's network namespace, captured as an unmodified workload's requests
+      // are; Gateway tests reach the Gateway's address on loopback, which suffices for them.
+      if (family === 'mesh' && root0 && !args.loopback) {
+        try {
+          return await LocalWorld.start({ ...options, netns: { prefix: 'wconf-', cidr: '10.231.0.0/16' } }, objects);
+        } catch (e) {
+          out(`# mesh world: network namespaces failed (${(e as Error).message}); on loopback instead`);
+        }
+      }
+      return LocalWorld.start(options, objects);
+    },
+    onResult: (r) => out(line(r, known)),
     log: (l) => out(`# ${l}`),
   });
 
@@ -124,7 +137,14 @@ export async function main(argv: string[]): Promise<number> {
     await writeFile(reportFile, reportYaml(report));
     out(`report: ${path.relative(process.cwd(), reportFile) || reportFile}`);
   }
-  return failed.length > 0 ? 1 : 0;
+  // With a known-failures list, what decides the exit status is a failure not on it, or an entry that now passes.
+  const unexpected = failed.filter((r) => !known[r.test]);
+  const stale = results.filter((r) => r.outcome === 'PASS' && known[r.test]);
+  if (Object.keys(known).length > 0)
+    out(
+      `conformance: ${failed.length - unexpected.length} known failure(s), ${unexpected.length} unexpected, ${stale.length} known failure(s) now passing`,
+    );
+  return unexpected.length > 0 || stale.length > 0 ? 1 : 0;
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
