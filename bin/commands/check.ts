@@ -18,10 +18,17 @@ export interface CheckCommandOptions {
   gatewayClass: string;
   adminUrl?: string;
   webhookUrl?: string;
+  timeoutSeconds: number;
   output: 'text' | 'json';
 }
 
 const MARK: Record<CheckResult['status'], string> = { ok: '✓', warn: '‼', fail: '✗', skip: '-' };
+
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1) throw new InvalidArgumentError('not a whole number of seconds, at least 1');
+  return n;
+}
 
 function url(value: string): string {
   try {
@@ -82,6 +89,7 @@ export function checkCommand(): Command {
       'reach the webhook here, e.g. https://127.0.0.1:9443 after kubectl port-forward',
       url,
     )
+    .option('--timeout-seconds <s>', 'how long each request, connection or handshake may take', seconds, 10)
     .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
     .action(async (opts: CheckCommandOptions) => {
       const results = await runCheckCommand(opts);
@@ -107,7 +115,7 @@ export async function runCheckCommand(opts: CheckCommandOptions): Promise<CheckR
         throw new Error(`the kubeconfig has no context ${JSON.stringify(opts.context)}`);
       kc.setCurrentContext(opts.context);
     }
-    client = new KubeClient(kc, { userAgent: 'weft-check', timeoutMs: 10_000 });
+    client = new KubeClient(kc, { userAgent: 'weft-check', timeoutMs: opts.timeoutSeconds * 1000 });
   } catch (err) {
     clientError = err as Error;
   }
@@ -124,6 +132,7 @@ export async function runCheckCommand(opts: CheckCommandOptions): Promise<CheckR
       gatewayClass: opts.gatewayClass,
       adminUrl: opts.adminUrl,
       webhookUrl: opts.webhookUrl,
+      timeoutMs: opts.timeoutSeconds * 1000,
     });
   } finally {
     await client?.close();

@@ -25,7 +25,7 @@ export const CHECK_DEFAULTS = {
   /** A root CA (or signing CA) closer to expiry than this is a warning. */
   expiryWarningDays: 30,
   /** For each network step that is not a Kubernetes API request (admin endpoint, TLS handshake). */
-  timeoutMs: 5000,
+  timeoutMs: 10_000,
 } as const;
 
 export const GATEWAY_CONTROLLER = 'weft.dev/gateway-controller';

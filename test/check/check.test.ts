@@ -342,7 +342,8 @@ test('the Kubernetes API unreachable: ✗ with the fix, every check that needs i
 });
 
 // Not "in the cluster", whatever machine this runs on.
-const run = (args: string[]) => runWeft(['check', ...args], { ...process.env, KUBERNETES_SERVICE_HOST: '' });
+const run = (args: string[]) =>
+  runWeft(['check', '--timeout-seconds', '30', ...args], { ...process.env, KUBERNETES_SERVICE_HOST: '' });
 
 async function kubeconfig(t: { teardown(f: () => unknown): void }, c: WeftCluster): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'weft-check-'));

@@ -157,7 +157,8 @@ export async function startWeftCluster(o: { root?: Root } = {}): Promise<WeftClu
     admin,
     proxies,
     webhookUrl,
-    options: (extra = {}) => ({ client: cluster.client, webhookUrl, inCluster: false, ...extra }),
+    // Long network timeouts: only a loaded machine waits on them, and a check that fails fails at once.
+    options: (extra = {}) => ({ client: cluster.client, webhookUrl, inCluster: false, timeoutMs: 30_000, ...extra }),
     close: async () => {
       resolveAdmin = false;
       webhook?.closeAllConnections();

@@ -20,7 +20,7 @@ test('returns only once the proxy has its config', async (t) => {
   const proxy = await unreadyProxy(t);
   const port = proxy.addresses.admin.port;
   let configured = false;
-  const waiting = waitForProxyReady({ port, timeoutMs: 20_000, intervalMs: 20 }).then((r) => ({ ...r, configured }));
+  const waiting = waitForProxyReady({ port, timeoutMs: 60_000, intervalMs: 20 }).then((r) => ({ ...r, configured }));
   // Meanwhile /ready says 503 "no valid config yet"; the answer of a poll decides, never the clock.
   const first = await fetch(`http://127.0.0.1:${port}/ready`);
   t.is(first.status, 503);
@@ -35,7 +35,7 @@ test('returns only once the proxy has its config', async (t) => {
 test('weft proxy wait: exit 0 and a line on stdout once ready', async (t) => {
   const proxy = await unreadyProxy(t);
   await proxy.update(CONFIG);
-  const r = await run(['--admin-port', String(proxy.addresses.admin.port), '--timeout-seconds', '10']);
+  const r = await run(['--admin-port', String(proxy.addresses.admin.port), '--timeout-seconds', '60']);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stdout, /^proxy ready after \d+\.\d s \(http:\/\/127\.0\.0\.1:\d+\/ready\)\n$/);
 });

@@ -57,6 +57,12 @@ async function proxyWith(t: { teardown(f: () => unknown): void }, appProbes?: Ap
   return { proxy, probe };
 }
 
+/**
+ * The timeout of probes expected to be answered: long, as an answer ends a probe at once and only a loaded machine
+ * ever waits on it. The one test of the timeout itself uses 1 s.
+ */
+const T = 30;
+
 const one = (probe: AppProbe, path = '/app-health/web/readyz'): AppProbes => ({ [path]: probe });
 
 test('httpGet: the original path, query, headers and Host reach the app; 200 answers 200', async (t) => {
@@ -73,7 +79,7 @@ test('httpGet: the original path, query, headers and Host reach the app; 200 ans
           { name: 'Host', value: 'web.internal' },
         ],
       },
-      timeoutSeconds: 1,
+      timeoutSeconds: T,
     }),
   );
   const r = await probe('/app-health/web/readyz');
@@ -92,9 +98,9 @@ test('httpGet: 3xx passes (kubelet counts 200–399), 4xx and 5xx fail with the 
   const broken = await httpApp(t, 500, 'database\n unreachable');
   const missing = await httpApp(t, 404);
   const { probe } = await proxyWith(t, {
-    '/app-health/a/livez': { httpGet: { port: redirect.port }, timeoutSeconds: 1 },
-    '/app-health/b/livez': { httpGet: { port: broken.port, path: 'health' }, timeoutSeconds: 1 },
-    '/app-health/c/livez': { httpGet: { port: missing.port }, timeoutSeconds: 1 },
+    '/app-health/a/livez': { httpGet: { port: redirect.port }, timeoutSeconds: T },
+    '/app-health/b/livez': { httpGet: { port: broken.port, path: 'health' }, timeoutSeconds: T },
+    '/app-health/c/livez': { httpGet: { port: missing.port }, timeoutSeconds: T },
   });
   t.is((await probe('/app-health/a/livez')).status, 200);
   const b = await probe('/app-health/b/livez');
@@ -108,7 +114,7 @@ test('httpGet: 3xx passes (kubelet counts 200–399), 4xx and 5xx fail with the 
 
 test('httpGet: nothing listening answers 503 with the connection error', async (t) => {
   const port = await closedPort();
-  const { probe } = await proxyWith(t, one({ httpGet: { port }, timeoutSeconds: 1 }));
+  const { probe } = await proxyWith(t, one({ httpGet: { port }, timeoutSeconds: T }));
   const r = await probe('/app-health/web/readyz');
   t.is(r.status, 503);
   t.regex(r.body, /ECONNREFUSED/);
@@ -133,7 +139,7 @@ test('httpGet with scheme HTTPS: the app’s self-signed certificate is not veri
   const server = createHttpsServer({ cert: cert.certChain, key: cert.privateKey }, (_req, res) => res.end('ok'));
   const port = await listen(server);
   t.teardown(() => new Promise<void>((r) => server.close(() => r())));
-  const { probe } = await proxyWith(t, one({ httpGet: { port, scheme: 'HTTPS', path: '/ready' }, timeoutSeconds: 2 }));
+  const { probe } = await proxyWith(t, one({ httpGet: { port, scheme: 'HTTPS', path: '/ready' }, timeoutSeconds: T }));
   const r = await probe('/app-health/web/readyz');
   t.is(r.status, 200, r.body);
   t.true(r.body.includes(`GET https://127.0.0.1:${port}/ready: HTTP 200`), r.body);
@@ -145,8 +151,8 @@ test('tcpSocket: a listening port passes, a closed one fails', async (t) => {
   t.teardown(() => new Promise<void>((r) => open.close(() => r())));
   const closed = await closedPort();
   const { probe } = await proxyWith(t, {
-    '/app-health/web/livez': { tcpSocket: { port: openPort }, timeoutSeconds: 1 },
-    '/app-health/web/readyz': { tcpSocket: { port: closed }, timeoutSeconds: 1 },
+    '/app-health/web/livez': { tcpSocket: { port: openPort }, timeoutSeconds: T },
+    '/app-health/web/readyz': { tcpSocket: { port: closed }, timeoutSeconds: T },
   });
   const up = await probe('/app-health/web/livez');
   t.is(up.status, 200);
@@ -202,11 +208,11 @@ test('grpc: grpc.health.v1 Check — SERVING passes; NOT_SERVING, an unknown ser
   const app = await grpcHealthApp(t, { '': 1, 'shop.Cart': 1, 'shop.Down': 2 });
   const http1 = await httpApp(t, 200);
   const { probe } = await proxyWith(t, {
-    '/app-health/a/livez': { grpc: { port: app.port }, timeoutSeconds: 2 },
-    '/app-health/a/readyz': { grpc: { port: app.port, service: 'shop.Cart' }, timeoutSeconds: 2 },
-    '/app-health/b/livez': { grpc: { port: app.port, service: 'shop.Down' }, timeoutSeconds: 2 },
-    '/app-health/b/readyz': { grpc: { port: app.port, service: 'shop.Gone' }, timeoutSeconds: 2 },
-    '/app-health/c/livez': { grpc: { port: http1.port }, timeoutSeconds: 1 },
+    '/app-health/a/livez': { grpc: { port: app.port }, timeoutSeconds: T },
+    '/app-health/a/readyz': { grpc: { port: app.port, service: 'shop.Cart' }, timeoutSeconds: T },
+    '/app-health/b/livez': { grpc: { port: app.port, service: 'shop.Down' }, timeoutSeconds: T },
+    '/app-health/b/readyz': { grpc: { port: app.port, service: 'shop.Gone' }, timeoutSeconds: T },
+    '/app-health/c/livez': { grpc: { port: http1.port }, timeoutSeconds: T },
   });
   const a = await probe('/app-health/a/livez');
   t.is(a.status, 200, a.body);
@@ -237,7 +243,7 @@ test('grpc frames: the request encodes the service name, the response decoder re
 
 test('a path with no probe behind it is 404, and so is every /app-health path of a proxy without probes', async (t) => {
   const app = await httpApp(t, 200);
-  const { probe } = await proxyWith(t, one({ httpGet: { port: app.port }, timeoutSeconds: 1 }));
+  const { probe } = await proxyWith(t, one({ httpGet: { port: app.port }, timeoutSeconds: T }));
   const r = await probe('/app-health/other/readyz');
   t.is(r.status, 404);
   t.is(r.body, 'no app probe at /app-health/other/readyz\n');
@@ -308,7 +314,7 @@ test.serial('weft proxy reads the probes from WEFT_APP_PROBES, and refuses to st
     else process.env.WEFT_APP_PROBES = before;
   });
 
-  process.env.WEFT_APP_PROBES = JSON.stringify(one({ httpGet: { port: app.port }, timeoutSeconds: 1 }));
+  process.env.WEFT_APP_PROBES = JSON.stringify(one({ httpGet: { port: app.port }, timeoutSeconds: T }));
   const handle = await runProxyCli(args);
   try {
     const res = await fetch(`http://127.0.0.1:${handle.proxy.addresses.admin.port}/app-health/web/readyz`);
@@ -332,7 +338,7 @@ test.serial('weft proxy reads the probes from WEFT_APP_PROBES, and refuses to st
 
 test('a HEAD from kubelet gets the status alone', async (t) => {
   const app = await httpApp(t, 200);
-  const { proxy } = await proxyWith(t, one({ httpGet: { port: app.port }, timeoutSeconds: 1 }));
+  const { proxy } = await proxyWith(t, one({ httpGet: { port: app.port }, timeoutSeconds: T }));
   const head = await fetch(`http://127.0.0.1:${proxy.addresses.admin.port}/app-health/web/readyz`, { method: 'HEAD' });
   t.is(head.status, 200);
   t.is(await head.text(), '');
