@@ -14,6 +14,7 @@ import {
 } from '../../bin/commands/controlplane.ts';
 import { GATEWAY_API_VERSION } from '../../controlplane/check/run.ts';
 import { MANAGED_BY_LABELS } from '../../controlplane/k8s/ca-secret.ts';
+import { controlPlaneAddresses } from '../../controlplane/k8s/cluster.ts';
 import { WATCHED_KINDS } from '../../controlplane/k8s/kinds.ts';
 import { type InjectSettingsInput, injectSettings } from '../../injector/settings.ts';
 import { WEBHOOK_PATH } from '../../injector/webhook.ts';
@@ -250,6 +251,8 @@ test('RBAC: no wildcards, every watched kind listable, status writable, secrets 
   );
   t.true(allows(g, 'namespace', 'coordination.k8s.io', 'leases', 'update', 'weft-controlplane'));
   t.true(allows(g, 'cluster', 'authentication.k8s.io', 'tokenreviews', 'create'));
+  // Provisioned objects' ownerReferences set blockOwnerDeletion (OwnerReferencesPermissionEnforcement).
+  t.true(allows(g, 'cluster', 'gateway.networking.k8s.io', 'gateways/finalizers', 'update'));
   // Bound to the control plane's ServiceAccount only.
   for (const b of objects.filter((o) => o.kind === 'RoleBinding' || o.kind === 'ClusterRoleBinding'))
     t.deepEqual(b.subjects, [{ kind: 'ServiceAccount', name: 'weft-controlplane', namespace: RELEASE_NAMESPACE }]);
@@ -403,7 +406,13 @@ test('Deployment: non-root, read-only root filesystem, no capabilities, probes a
 async function injectorSettings(objects: KubeObject[]) {
   const cm = findObject(objects, 'ConfigMap', 'weft-inject-settings');
   const file = parseYaml((cm.data as Record<string, string>)['settings.yaml']) as Partial<InjectSettingsInput>;
-  return buildInjectSettings(CHART_APP_VERSION, await controlplaneOptions(objects), file, true, injectSettings);
+  const opts = await controlplaneOptions(objects);
+  const addresses = controlPlaneAddresses({
+    service: opts.service,
+    namespace: opts.namespace,
+    ports: { push: opts.pushPort, ca: opts.caPort },
+  });
+  return buildInjectSettings(CHART_APP_VERSION, opts, file, { nativeSidecar: true, addresses }, injectSettings);
 }
 
 test('the injector settings (file and flags) point proxies at the Service and carry the values', async (t) => {
