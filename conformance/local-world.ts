@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { answeringPod, requestFromPod, requestsFromPod } from '../controlplane/local/curl.ts';
+import { requestFromPod, requestsFromPod } from '../controlplane/local/curl.ts';
 import { type LocalMesh, startLocalMesh } from '../controlplane/local/mesh.ts';
 import { DEFAULT_SERVICE_CIDR, netnsAddressing } from '../controlplane/local/pod-network.ts';
 import type { Resource } from '../controlplane/resources/types.ts';
@@ -236,20 +236,19 @@ export class LocalWorld implements World {
     return { host: address, port: o > 0 && port < 1024 ? port + o : port };
   }
 
+  /** As the workload would: inside its namespace (netns) or through its sidecar (loopback), by weft local curl. */
   async fromPod(namespace: string, pod: string, req: PodRequest): Promise<PodResponse> {
-    if (this.o.netns) {
-      const r = await requestFromPod(this.mesh.state(), {
-        from: `${namespace}/${pod}`,
-        url: req.url,
-        method: req.method,
-        headers: req.headers.map(([k, v]) => `${k}: ${v}`),
-        timeoutMs: req.timeoutMs,
-      });
-      return { status: r.status, headers: r.headers, body: r.body };
-    }
-    return this.#viaSidecar(namespace, pod, req);
+    const r = await requestFromPod(this.mesh.state(), {
+      from: `${namespace}/${pod}`,
+      url: req.url,
+      method: req.method,
+      headers: req.headers.map(([k, v]) => `${k}: ${v}`),
+      timeoutMs: req.timeoutMs,
+    });
+    return { status: r.status, headers: r.headers, body: r.body };
   }
 
+  /** One client for the whole batch (in the pod's namespace with netns), as the suite's single `client --count`. */
   async fromPodCount(
     namespace: string,
     pod: string,
@@ -257,72 +256,17 @@ export class LocalWorld implements World {
     count: number,
     concurrency: number,
   ): Promise<Map<string, number>> {
-    const pods = new Map<string, number>();
-    if (this.o.netns) {
-      // One client process in the pod for the whole batch, as the suite's single `client --count` exec.
-      const tally = await requestsFromPod(this.mesh.state(), {
-        from: `${namespace}/${pod}`,
-        url: req.url,
-        method: req.method,
-        headers: req.headers.map(([k, v]) => `${k}: ${v}`),
-        timeoutMs: req.timeoutMs,
-        count,
-        concurrency,
-      });
-      if (tally.errors > 0) throw new Error(`${tally.errors} of ${count} requests failed: ${tally.firstError}`);
-      for (const [p, n] of Object.entries(tally.pods)) pods.set(p === '(unknown)' ? '' : p, n);
-      return pods;
-    }
-    let next = 0;
-    const worker = async () => {
-      while (next < count) {
-        next++;
-        const r = await this.#viaSidecar(namespace, pod, req);
-        const who = answeringPod(r.body) ?? '';
-        pods.set(who, (pods.get(who) ?? 0) + 1);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(count, concurrency) }, worker));
-    return pods;
-  }
-
-  #viaSidecar(namespace: string, pod: string, req: PodRequest): Promise<PodResponse> {
-    const p = this.mesh.state().pods.find((x) => x.namespace === namespace && x.name === pod);
-    const outbound = p?.sidecar?.outbound;
-    if (!p || !outbound) return Promise.reject(new Error(`pod ${namespace}/${pod} has no running sidecar`));
-    const url = new URL(req.url);
-    const headers: [string, string][] = [];
-    let host = url.host;
-    for (const [k, v] of req.headers) {
-      if (k.toLowerCase() === 'host') host = v;
-      else headers.push([k, v]);
-    }
-    return new Promise((resolve, reject) => {
-      const r = request({
-        host: outbound.address,
-        port: outbound.port,
-        localAddress: p.ip,
-        method: req.method,
-        path: url.href, // absolute-form, as to an explicit proxy: its authority is the destination
-        headers: [['Host', host], ...headers].flat(),
-        setHost: false,
-        agent: false,
-        timeout: req.timeoutMs,
-      });
-      r.on('timeout', () => r.destroy(new Error(`no response within ${req.timeoutMs} ms`)));
-      r.on('error', reject);
-      r.on('response', (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', reject);
-        res.on('end', () => {
-          const pairs: [string, string][] = [];
-          for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) pairs.push([res.rawHeaders[i], res.rawHeaders[i + 1]]);
-          resolve({ status: res.statusCode ?? 0, headers: pairs, body: Buffer.concat(chunks).toString('utf8') });
-        });
-      });
-      r.end();
+    const tally = await requestsFromPod(this.mesh.state(), {
+      from: `${namespace}/${pod}`,
+      url: req.url,
+      method: req.method,
+      headers: req.headers.map(([k, v]) => `${k}: ${v}`),
+      timeoutMs: req.timeoutMs,
+      count,
+      concurrency,
     });
+    if (tally.errors > 0) throw new Error(`${tally.errors} of ${count} requests failed: ${tally.firstError}`);
+    return new Map(Object.entries(tally.pods).map(([p, n]) => [p === '(unknown)' ? '' : p, n]));
   }
 
   async logs(namespace: string, pod: string, container: string): Promise<string> {
