@@ -45,6 +45,18 @@ const dnsLabel = (what: string) => (value: string) => {
   return value;
 };
 
+function rootCaConfigMapOption(): Option {
+  const o = new Option(
+    '--root-ca-configmap <name>',
+    'ConfigMap (key ca.crt) published into namespaces labelled weft.dev/inject=enabled and those of Gateways',
+  )
+    .argParser(dnsLabel('ConfigMap'))
+    .default('weft-root-ca');
+  // commander would store it as `rootCaConfigmap`; the options (and the chart's test) say rootCaConfigMap.
+  o.attributeName = () => 'rootCaConfigMap';
+  return o;
+}
+
 export function controlplaneCommand(version: string): Command {
   return new Command('controlplane')
     .summary('run the control plane in a Kubernetes cluster')
@@ -74,12 +86,7 @@ export function controlplaneCommand(version: string): Command {
       dnsLabel('Secret'),
       'weft-ca',
     )
-    .option(
-      '--root-ca-configmap <name>',
-      'ConfigMap (key ca.crt) published into every namespace labelled weft.dev/inject=enabled',
-      dnsLabel('ConfigMap'),
-      'weft-root-ca',
-    )
+    .addOption(rootCaConfigMapOption())
     .option('--push-port <port>', 'config push port (mTLS)', port, 15010)
     .option('--ca-port <port>', 'mesh CA port (HTTPS)', port, 15012)
     .option('--admin-port <port>', 'admin port: /healthz, /readyz, /proxies, /statuses', port, 15014)

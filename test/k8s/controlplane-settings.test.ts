@@ -1,7 +1,11 @@
 // The pure pieces of `weft controlplane`: native sidecars from /version, the Service names serving certificates
 // carry, and the injector settings the flags and the settings file make together.
 import test from 'ava';
-import { buildInjectSettings, type ControlPlaneCommandOptions } from '../../bin/commands/controlplane.ts';
+import {
+  buildInjectSettings,
+  type ControlPlaneCommandOptions,
+  controlplaneCommand,
+} from '../../bin/commands/controlplane.ts';
 import { controlPlaneAddresses, serviceDnsNames, supportsNativeSidecars } from '../../controlplane/k8s/cluster.ts';
 import { injectSettings } from '../../injector/index.ts';
 
@@ -104,5 +108,85 @@ test('tracing flags reach the injected proxy, unless the file gives its own prox
       injectSettings,
     ).proxyArgs,
     ['proxy', '--x'],
+  );
+});
+
+/** What commander hands runControlPlane for `args`. */
+async function parse(args: string[]): Promise<ControlPlaneCommandOptions> {
+  let parsed: ControlPlaneCommandOptions | undefined;
+  const cmd = controlplaneCommand('1.2.3')
+    .exitOverride()
+    .action((opts: ControlPlaneCommandOptions) => {
+      parsed = opts;
+    });
+  await cmd.parseAsync(args, { from: 'user' });
+  return parsed!;
+}
+
+test('every flag lands in the option the command reads, with the defaults the chart relies on', async (t) => {
+  const saved = process.env.POD_NAMESPACE;
+  delete process.env.POD_NAMESPACE;
+  t.teardown(() => {
+    if (saved !== undefined) process.env.POD_NAMESPACE = saved;
+  });
+  t.deepEqual(await parse([]), {
+    namespace: 'weft-system',
+    trustDomain: 'cluster.local',
+    certTtl: 86_400_000,
+    caSecret: 'weft-ca',
+    rootCaConfigMap: 'weft-root-ca',
+    pushPort: 15010,
+    caPort: 15012,
+    adminPort: 15014,
+    webhookPort: 9443,
+    service: 'weft-controlplane',
+    webhookConfiguration: 'weft-injector',
+    leaderElect: true,
+    logLevel: 'info',
+  });
+  const every: ControlPlaneCommandOptions = {
+    namespace: 'mesh',
+    kubeconfig: '/etc/kube/config',
+    trustDomain: 'example.org',
+    certTtl: 5_400_000,
+    caSecret: 'roots',
+    rootCaConfigMap: 'mesh-roots',
+    pushPort: 1,
+    caPort: 2,
+    adminPort: 3,
+    webhookPort: 4,
+    service: 'cp',
+    webhookConfiguration: 'hooks',
+    proxyImage: 'registry/weft:dev',
+    leaderElect: false,
+    otlpEndpoint: 'http://jaeger:4318',
+    traceSampleRatio: 0.5,
+    logLevel: 'debug',
+    injectSettings: '/etc/weft/settings.yaml',
+  };
+  t.deepEqual(
+    await parse(
+      [
+        ['--namespace', 'mesh'],
+        ['--kubeconfig', '/etc/kube/config'],
+        ['--trust-domain', 'example.org'],
+        ['--cert-ttl', '1h30m'],
+        ['--ca-secret', 'roots'],
+        ['--root-ca-configmap', 'mesh-roots'],
+        ['--push-port', '1'],
+        ['--ca-port', '2'],
+        ['--admin-port', '3'],
+        ['--webhook-port', '4'],
+        ['--service', 'cp'],
+        ['--webhook-configuration', 'hooks'],
+        ['--proxy-image', 'registry/weft:dev'],
+        ['--no-leader-elect'],
+        ['--otlp-endpoint', 'http://jaeger:4318'],
+        ['--trace-sample-ratio', '0.5'],
+        ['--log-level', 'debug'],
+        ['--inject-settings', '/etc/weft/settings.yaml'],
+      ].flat(),
+    ),
+    every,
   );
 });
