@@ -33,6 +33,9 @@ export interface WebhookCaBundleOptions {
   logger?: Logger;
 }
 
+/** A watch that ends sooner than this (cleanly) counts as a failed attempt for the backoff. */
+const QUICK_END_MS = 1000;
+
 type Configuration = KubeObject & { webhooks?: { name?: string; clientConfig?: { caBundle?: string } }[] };
 
 const describe = (e: unknown) =>
@@ -54,6 +57,8 @@ export class WebhookCaBundle implements Runner {
   #last: Configuration | undefined;
   #writing: Promise<void> = Promise.resolve();
   #writes = 0;
+  #failedWrites = 0;
+  #retry: NodeJS.Timeout | undefined;
   #missingLogged = false;
 
   constructor(options: WebhookCaBundleOptions) {
@@ -87,6 +92,7 @@ export class WebhookCaBundle implements Runner {
   async close(): Promise<void> {
     this.#running = false;
     this.#offLeader?.();
+    clearTimeout(this.#retry);
     this.#abort?.abort();
     this.#watch?.abort();
     await this.#loop;
@@ -102,8 +108,11 @@ export class WebhookCaBundle implements Runner {
           signal,
         });
         this.#seen(list.items[0]);
+        const began = Date.now();
         await this.#watchFrom(list.metadata?.resourceVersion);
-        attempt = 0;
+        // A watch that ends at once, again and again, must not turn into a tight list loop.
+        if (Date.now() - began >= QUICK_END_MS) attempt = 0;
+        else await sleep(backoffDelay(++attempt, this.#backoff), undefined, { signal }).catch(() => {});
       } catch (err) {
         if (!this.#running) return;
         const delay = backoffDelay(++attempt, this.#backoff);
@@ -202,6 +211,7 @@ export class WebhookCaBundle implements Runner {
           next,
         );
         this.#writes++;
+        this.#failedWrites = 0;
         this.#log.info(
           { event: 'webhook-ca-bundle.updated', configuration: this.#config, webhooks: stale },
           `set the caBundle of ${stale} webhook(s) of MutatingWebhookConfiguration ${this.#config} to the mesh root CA`,
@@ -210,12 +220,25 @@ export class WebhookCaBundle implements Runner {
       } catch (err) {
         if (isNotFound(err)) return;
         if (!isConflict(err) || i >= retries) {
+          const delay = backoffDelay(++this.#failedWrites, this.#backoff);
           this.#log.warn(
-            { event: 'webhook-ca-bundle.update-failed', configuration: this.#config, err: describe(err) },
-            `could not set the caBundle of MutatingWebhookConfiguration ${this.#config}; the watch retries`,
+            {
+              event: 'webhook-ca-bundle.update-failed',
+              configuration: this.#config,
+              err: describe(err),
+              retryInMs: delay,
+            },
+            `could not set the caBundle of MutatingWebhookConfiguration ${this.#config}; retrying in ${delay} ms`,
           );
-          // Cut the watch: the relist that follows reconciles again (after a backoff if the API keeps failing).
-          this.#watch?.abort();
+          // Retried on a fresh read whatever the watch does (it may see no further event).
+          clearTimeout(this.#retry);
+          this.#retry = setTimeout(() => {
+            this.#retry = undefined;
+            void this.#o.client.get<Configuration>(MUTATING_WEBHOOK_CONFIGURATIONS, 'v1', undefined, this.#config).then(
+              (fresh) => this.#seen(fresh),
+              (e: unknown) => (isNotFound(e) ? this.#seen(undefined) : this.#reconcile(this.#last ?? {})),
+            );
+          }, delay);
           return;
         }
         obj = await this.#o.client
