@@ -2,11 +2,10 @@
 // retried, and nothing written while another replica leads.
 import anyTest, { type TestFn } from 'ava';
 import { RootCaPublisher } from '../../controlplane/k8s/root-ca-publisher.ts';
-import type { Leadership } from '../../controlplane/k8s/status-writer.ts';
 import { ResourceSnapshot } from '../../controlplane/resources/snapshot.ts';
 import type { Resource } from '../../controlplane/resources/types.ts';
 import { WatchableMap } from '../../controlplane/runtime/watchable.ts';
-import { type CapturedLogs, type Cluster, captureLogs, eventually, startCluster } from './support.ts';
+import { type CapturedLogs, type Cluster, captureLogs, eventually, manualLeadership, startCluster } from './support.ts';
 
 interface Ctx {
   c: Cluster;
@@ -88,21 +87,13 @@ test('labelled namespaces (and the extra ones asked for) get ca.crt; other keys 
 
 test('a refused write is retried; a follower writes nothing until it leads', async (t) => {
   const { server } = t.context.c;
-  const listeners = new Set<(leading: boolean) => void>();
-  const leader: Leadership & { isLeader: boolean } = {
-    isLeader: false,
-    onChange(l) {
-      listeners.add(l);
-      return () => listeners.delete(l);
-    },
-  };
+  const leader = manualLeadership();
   const p = publish(t, { leader });
   t.context.snapshots.store('current', ResourceSnapshot.from([ns('shop', { 'weft.dev/inject': 'enabled' })]));
   await p.idle();
   t.is(server.count({ resource: 'configmaps', verb: 'create' }), 0);
   server.failNext({ resource: 'configmaps', verb: 'create', code: 403, reason: 'Forbidden', times: 2 });
-  leader.isLeader = true;
-  for (const l of listeners) l(true);
+  leader.lead();
   await eventually(() => data(t, 'shop')?.['ca.crt'] === PEM, 'published after the refusals');
   t.is(server.count({ resource: 'configmaps', verb: 'create', code: 403 }), 2);
   t.is(t.context.logs.events('root-ca.publish-failed').length, 1, 'one line per distinct failure, not per retry');

@@ -100,3 +100,23 @@ export async function applyThroughApi(c: Cluster, resources: readonly Resource[]
     }
   }
 }
+
+/** A Leadership the test flips: `lead()` makes it leader and tells the listeners. */
+export function manualLeadership(): {
+  isLeader: boolean;
+  onChange(listener: (leading: boolean) => void): () => void;
+  lead(): void;
+} {
+  const listeners = new Set<(leading: boolean) => void>();
+  return {
+    isLeader: false,
+    onChange(l) {
+      listeners.add(l);
+      return () => listeners.delete(l);
+    },
+    lead() {
+      this.isLeader = true;
+      for (const l of listeners) l(true);
+    },
+  };
+}

@@ -5,7 +5,7 @@ import type { Leadership } from '../../controlplane/k8s/status-writer.ts';
 import { WebhookCaBundle } from '../../controlplane/k8s/webhook-ca-bundle.ts';
 import type { Obj } from './api-server.ts';
 import { INJECTOR_CONFIGURATION } from './cluster-fixtures.ts';
-import { type CapturedLogs, type Cluster, captureLogs, eventually, startCluster } from './support.ts';
+import { type CapturedLogs, type Cluster, captureLogs, eventually, manualLeadership, startCluster } from './support.ts';
 
 const test = anyTest as TestFn<{ c: Cluster; logs: CapturedLogs; keeper?: WebhookCaBundle }>;
 const PEM = '-----BEGIN CERTIFICATE-----\nMIIBroot\n-----END CERTIFICATE-----\n';
@@ -63,22 +63,14 @@ test('a configuration installed later is waited for; a dropped watch and a faile
 test('a follower does not write; it does once it leads', async (t) => {
   const { c } = t.context;
   c.server.put(INJECTOR_CONFIGURATION);
-  const listeners = new Set<(leading: boolean) => void>();
-  const leadership = {
-    isLeader: false,
-    onChange(l: (leading: boolean) => void) {
-      listeners.add(l);
-      return () => listeners.delete(l);
-    },
-  };
+  const leadership = manualLeadership();
   const k = keeper(t, leadership);
   await eventually(() => c.server.count({ verb: 'watch', resource: 'mutatingwebhookconfigurations' }) >= 1, 'watching');
   c.server.put(INJECTOR_CONFIGURATION); // an event while following
   await eventually(() => c.server.count({ verb: 'watch', resource: 'mutatingwebhookconfigurations' }) >= 1, 'seen');
   t.is(c.server.count({ verb: 'update', resource: 'mutatingwebhookconfigurations' }), 0);
   t.false(k.inSync);
-  leadership.isLeader = true;
-  for (const l of listeners) l(true);
+  leadership.lead();
   await eventually(() => bundles(c)[0] === BUNDLE, 'written once leading');
   await eventually(() => k.writes === 1, 'the keeper saw its write');
   t.is(c.server.count({ verb: 'update', resource: 'mutatingwebhookconfigurations' }), 1);
