@@ -2,29 +2,36 @@
 // is taken once per request, before any span exists: parent-based (W3C traceparent, then B3 single or multi), else a
 // ratio. An unsampled request creates no span and no OTel object at all — the proxy only makes sure the upstream
 // carries a context that says "not sampled", so the next hops skip it too. A sampled request gets one server span
-// and one client span per upstream attempt (retries and mirrors included, marked). The exporter runs off the
+// and one client span per upstream attempt (retries and mirrors included, marked), made by the proxy as the
+// SDK's ReadableSpans and handed to the SDK's BatchSpanProcessor and OTLP exporter. The exporter runs off the
 // request path: the queue is bounded, a full queue or a failed export drops spans and counts them, and for a second
 // after that sampled requests are not recorded at all (shed, counted), so a collector that is away costs next to
 // nothing.
 import type { IncomingMessage } from 'node:http';
 import {
-  type Context,
+  type Attributes,
   type Counter as OtelCounter,
   createNoopMeter,
+  type HrTime,
+  type Link,
   type Meter,
   type MeterProvider,
-  ROOT_CONTEXT,
-  type Span,
+  type SpanContext,
   SpanKind,
+  type SpanStatus,
   SpanStatusCode,
   TraceFlags,
-  type Tracer,
-  trace,
 } from '@opentelemetry/api';
 import { ExportResultCode } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { AlwaysOnSampler, BatchSpanProcessor, type SpanExporter, TracerProvider } from '@opentelemetry/sdk-trace';
+import { type Resource, resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  BatchSpanProcessor,
+  type ReadableSpan,
+  type SpanExporter,
+  type SpanProcessor,
+  type TimedEvent,
+} from '@opentelemetry/sdk-trace';
 import { Counter, type Registry } from 'prom-client';
 import type { HeaderMap } from './filters/header-modifier.ts';
 import type { RouteLabels } from './metrics.ts';
@@ -192,6 +199,89 @@ function removeB3(headers: HeaderMap): void {
   for (const name of B3_HEADERS) delete headers[name];
 }
 
+/** Wall-clock time now as an OTel HrTime (seconds, nanoseconds), read from the monotonic clock. */
+function hrNow(): HrTime {
+  const ms = performance.timeOrigin + performance.now();
+  const s = Math.floor(ms / 1000);
+  return [s, Math.min(999_999_999, Math.round((ms - s * 1000) * 1e6))];
+}
+
+const SCOPE = { name: 'weft-proxy' };
+const NO_LINKS: Link[] = [];
+const NO_EVENTS: TimedEvent[] = [];
+const UNSET: SpanStatus = { code: SpanStatusCode.UNSET };
+const ERROR: SpanStatus = { code: SpanStatusCode.ERROR };
+
+/**
+ * A span of the proxy, exactly what the OTLP exporter reads (the SDK's ReadableSpan), made without the SDK's
+ * tracer: the proxy decides sampling itself and writes only attributes it knows are valid, so the tracer's
+ * context objects, sampler calls and attribute checks would be spent for nothing on every sampled request.
+ */
+class ProxySpan implements ReadableSpan {
+  name: string;
+  readonly kind: SpanKind;
+  readonly #context: SpanContext;
+  readonly parentSpanContext: SpanContext | undefined;
+  readonly startTime: HrTime = hrNow();
+  endTime: HrTime = this.startTime;
+  duration: HrTime = [0, 0];
+  status: SpanStatus = UNSET;
+  readonly attributes: Attributes;
+  readonly links = NO_LINKS;
+  readonly events = NO_EVENTS;
+  ended = false;
+  readonly resource: Resource;
+  readonly instrumentationScope = SCOPE;
+  readonly droppedAttributesCount = 0;
+  readonly droppedEventsCount = 0;
+  readonly droppedLinksCount = 0;
+  readonly #processor: SpanProcessor;
+
+  constructor(
+    tracing: { resource: Resource; processor: SpanProcessor },
+    name: string,
+    kind: SpanKind,
+    attributes: Attributes,
+    traceId: string,
+    parent: SpanContext | undefined,
+  ) {
+    this.name = name;
+    this.kind = kind;
+    this.attributes = attributes;
+    this.#context = { traceId, spanId: randomHex(8), traceFlags: TraceFlags.SAMPLED };
+    this.parentSpanContext = parent;
+    this.resource = tracing.resource;
+    this.#processor = tracing.processor;
+  }
+
+  spanContext(): SpanContext {
+    return this.#context;
+  }
+
+  /** `traceparent` naming this span as the parent of what it sends. */
+  get traceparent(): string {
+    return `00-${this.#context.traceId}-${this.#context.spanId}-01`;
+  }
+
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    const end = hrNow();
+    this.endTime = end;
+    let ns = end[1] - this.startTime[1];
+    let sec = end[0] - this.startTime[0];
+    if (ns < 0) {
+      sec -= 1;
+      ns += 1e9;
+    }
+    this.duration = [sec, ns];
+    this.#processor.onEnd(this);
+  }
+}
+
+/** An opaque client span, as `attempt` returns it. */
+export type AttemptSpan = ProxySpan;
+
 /** What a listener tells the tracer about a request when it begins. */
 export interface TraceStart {
   /** Listener name (the metrics label). */
@@ -204,14 +294,13 @@ export interface TraceStart {
 /** The spans of one sampled request. Made only for sampled requests. */
 export class RequestTrace {
   readonly #tracing: Tracing;
-  readonly server: Span;
-  #children: Context | undefined;
+  readonly server: ProxySpan;
   /** The client span of the attempt whose response is being streamed back; ended with the server span. */
-  #open: Span | undefined;
+  #open: ProxySpan | undefined;
   #labels: RouteLabels | undefined;
   #ended = false;
 
-  constructor(tracing: Tracing, server: Span) {
+  constructor(tracing: Tracing, server: ProxySpan) {
     this.#tracing = tracing;
     this.server = server;
   }
@@ -226,31 +315,32 @@ export class RequestTrace {
    */
   route(labels: RouteLabels | undefined, method: string, parent?: string): void {
     const s = this.server;
+    const a = s.attributes;
     if (parent !== undefined) {
       const slash = parent.lastIndexOf('/');
       if (parent.indexOf('/') !== slash) {
-        s.setAttribute('weft.gateway', parent.slice(0, slash));
-        s.setAttribute('weft.gateway.listener', parent.slice(slash + 1));
-      } else s.setAttribute('weft.service', parent);
+        a['weft.gateway'] = parent.slice(0, slash);
+        a['weft.gateway.listener'] = parent.slice(slash + 1);
+      } else a['weft.service'] = parent;
     }
     if (labels === undefined) return;
     this.#labels = labels;
     if (labels.route !== 'none') {
-      s.setAttribute('weft.route', labels.route);
-      s.setAttribute('weft.rule', labels.rule);
-      s.updateName(`${method} ${labels.route}`);
+      a['weft.route'] = labels.route;
+      a['weft.rule'] = labels.rule;
+      s.name = `${method} ${labels.route}`;
     }
-    s.setAttribute('weft.backend', labels.backend);
+    a['weft.backend'] = labels.backend;
   }
 
   /** The caller's SPIFFE ID, verified by the mesh listener. */
   peer(identity: string): void {
-    this.server.setAttribute('weft.peer.identity', identity);
+    this.server.attributes['weft.peer.identity'] = identity;
   }
 
   /** The proxy answered the request itself with this error code. */
   error(code: string): void {
-    this.server.setAttribute('weft.error.code', code);
+    this.server.attributes['weft.error.code'] = code;
   }
 
   /**
@@ -265,10 +355,9 @@ export class RequestTrace {
     headers: HeaderMap,
     attempt: number,
     mirror: boolean,
-  ): Span {
-    this.#children ??= trace.setSpan(ROOT_CONTEXT, this.server);
+  ): AttemptSpan {
     const state = endpoint.state;
-    const attributes: Record<string, string | number | boolean> = {
+    const attributes: Attributes = {
       'http.request.method': method,
       'server.address': state.address,
       'server.port': state.port,
@@ -290,23 +379,27 @@ export class RequestTrace {
       attributes['weft.retry'] = true;
     }
     if (mirror) attributes['weft.mirror'] = true;
-    const span = this.#tracing.tracer.startSpan(
+    const server = this.server.spanContext();
+    const span = new ProxySpan(
+      this.#tracing,
       mirror ? `${method} mirror` : method,
-      { kind: SpanKind.CLIENT, attributes },
-      this.#children,
+      SpanKind.CLIENT,
+      attributes,
+      server.traceId,
+      server,
     );
-    headers[TRACEPARENT] = `00-${span.spanContext().traceId}-${span.spanContext().spanId}-01`;
+    headers[TRACEPARENT] = span.traceparent;
     return span;
   }
 
   /** The attempt got a response (status) or failed (status 0, error code). `keep`: its body is being streamed. */
-  attemptEnded(span: Span, status: number, errorCode?: string, keep = false): void {
+  attemptEnded(span: AttemptSpan, status: number, errorCode?: string, keep = false): void {
     if (status > 0) {
-      span.setAttribute('http.response.status_code', status);
-      if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+      span.attributes['http.response.status_code'] = status;
+      if (status >= 500) span.status = ERROR;
     } else {
-      span.setAttribute('error.type', errorCode ?? 'unknown');
-      span.setStatus({ code: SpanStatusCode.ERROR });
+      span.attributes['error.type'] = errorCode ?? 'unknown';
+      span.status = ERROR;
     }
     if (keep) this.#open = span;
     else span.end();
@@ -318,10 +411,10 @@ export class RequestTrace {
     this.#ended = true;
     const s = this.server;
     if (status > 0) {
-      s.setAttribute('http.response.status_code', status);
-      if (status >= 500) s.setStatus({ code: SpanStatusCode.ERROR });
+      s.attributes['http.response.status_code'] = status;
+      if (status >= 500) s.status = ERROR;
     } else {
-      s.setAttribute('error.type', 'client_closed');
+      s.attributes['error.type'] = 'client_closed';
     }
     this.#open?.end();
     s.end();
@@ -333,14 +426,17 @@ export class RequestTrace {
  * is away then costs next to nothing, and a few spans a second find out whether it is back.
  */
 const SHED_MS = 1_000;
+const SHED_QUEUE_FULL_MS = 100;
 
 /** The tracer of one proxy: sampling, propagation, span export and its drop counters. */
 export class Tracing {
-  readonly tracer: Tracer;
   readonly ratio: number;
   /** `weft.proxy.id` of the spans: the config's `proxy.id`, set when a config is applied. */
   proxyId = '';
-  readonly #provider: TracerProvider;
+  /** `service.name` of every span. */
+  readonly resource: Resource;
+  /** Where ended spans go: the batching export. */
+  readonly processor: SpanProcessor;
   readonly #parent: Parent = { traceId: '', spanId: '', sampled: undefined, w3c: false, b3: false };
   readonly #dropped: Counter<'reason'>;
   readonly #exported: Counter;
@@ -390,7 +486,7 @@ export class Tracing {
       shutdown: () => otlp.shutdown(),
       forceFlush: () => otlp.forceFlush(),
     };
-    const processor = new BatchSpanProcessor({
+    this.processor = new BatchSpanProcessor({
       exporter,
       maxQueueSize: options.maxQueueSize ?? 2048,
       maxExportBatchSize: Math.min(512, options.maxQueueSize ?? 2048),
@@ -400,13 +496,7 @@ export class Tracing {
       // counters: they feed the proxy's Prometheus metrics.
       selfObsMeterProvider: this.#meterProvider(),
     });
-    this.#provider = new TracerProvider({
-      // Sampling is decided in begin(), before the SDK is involved; whatever reaches it is recorded.
-      sampler: new AlwaysOnSampler(),
-      spanProcessors: [processor],
-      resource: resourceFromAttributes({ 'service.name': options.serviceName ?? 'weft-proxy' }),
-    });
-    this.tracer = this.#provider.getTracer('weft-proxy');
+    this.resource = resourceFromAttributes({ 'service.name': options.serviceName ?? 'weft-proxy' });
   }
 
   #meterProvider(): MeterProvider {
@@ -417,8 +507,9 @@ export class Tracing {
         if (error === undefined) this.#exported.inc(value);
         else {
           this.#dropped.inc({ reason: error === 'queue_full' ? 'queue_full' : 'export_failed' }, value);
-          // Spans made now would be lost too: for a while, sampled requests are not recorded at all.
-          this.#shedUntil = Date.now() + SHED_MS;
+          // Spans made now would be lost too: for a while, sampled requests are not recorded at all — a second
+          // after a failed export, a moment after a full queue (the next export empties it).
+          this.#shedUntil = Date.now() + (error === 'queue_full' ? SHED_QUEUE_FULL_MS : SHED_MS);
         }
       },
     };
@@ -443,15 +534,6 @@ export class Tracing {
       }
       this.#shedUntil = 0;
     }
-    const parent =
-      p.traceId === ''
-        ? ROOT_CONTEXT
-        : trace.setSpanContext(ROOT_CONTEXT, {
-            traceId: p.traceId,
-            spanId: p.spanId,
-            traceFlags: TraceFlags.SAMPLED,
-            isRemote: true,
-          });
     const method = req.method ?? 'GET';
     let url = req.url ?? '/';
     // Absolute form (a request to a proxy): the path starts after the authority.
@@ -462,7 +544,7 @@ export class Tracing {
     const q = url.indexOf('?');
     const host = req.headers.host ?? '';
     const colon = host.lastIndexOf(':');
-    const attributes: Record<string, string | number> = {
+    const attributes: Attributes = {
       'http.request.method': method,
       'url.path': q < 0 ? url : url.slice(0, q),
       'url.scheme': start.scheme,
@@ -476,8 +558,12 @@ export class Tracing {
     if (colon > 0 && !host.endsWith(']')) attributes['server.port'] = Number(host.slice(colon + 1));
     const ua = req.headers['user-agent'];
     if (ua !== undefined) attributes['user_agent.original'] = ua;
-    const span = this.tracer.startSpan(method, { kind: SpanKind.SERVER, attributes }, parent);
-    return new RequestTrace(this, span);
+    const parent: SpanContext | undefined =
+      p.traceId === ''
+        ? undefined
+        : { traceId: p.traceId, spanId: p.spanId, traceFlags: TraceFlags.SAMPLED, isRemote: true };
+    const traceId = p.traceId === '' ? randomHex(16) : p.traceId;
+    return new RequestTrace(this, new ProxySpan(this, method, SpanKind.SERVER, attributes, traceId, parent));
   }
 
   /**
@@ -497,7 +583,7 @@ export class Tracing {
   async shutdown(timeoutMs = 2_000): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      this.#provider.shutdown().catch(() => {}),
+      this.processor.shutdown().catch(() => {}),
       new Promise<void>((resolve) => {
         timer = setTimeout(resolve, timeoutMs);
       }),
@@ -507,6 +593,6 @@ export class Tracing {
 
   /** Exports the spans queued now (tests, admin). */
   flush(): Promise<void> {
-    return this.#provider.forceFlush().catch(() => {});
+    return this.processor.forceFlush().catch(() => {});
   }
 }

@@ -80,6 +80,13 @@ test('edge → sidecar → sidecar: one trace of six spans, chained, with HTTP a
   // The app's traceparent names B's client span as its parent.
   t.is(m![2], order[5].spanId);
   for (const s of spans) t.true(ids.has(s.parentSpanId) || s.parentSpanId === '');
+  // Wall-clock times in nanoseconds, each span inside its parent.
+  for (const s of spans) {
+    t.true(Math.abs(Number(BigInt(s.startTimeUnixNano) / 1_000_000n) - Date.now()) < 60_000, s.startTimeUnixNano);
+    t.true(BigInt(s.endTimeUnixNano) >= BigInt(s.startTimeUnixNano));
+    const parent = ids.get(s.parentSpanId);
+    if (parent !== undefined) t.true(BigInt(s.startTimeUnixNano) >= BigInt(parent.startTimeUnixNano));
+  }
 
   const [edgeServer, edgeClient, aServer, aClient, bServer, bClient] = order;
   t.is(edgeServer.name, 'GET ns/web');
@@ -234,6 +241,7 @@ test('retries and mirrors get their own client spans, marked', async (t) => {
   await shadow.waitForRequests(1);
   await rx.waitFor((s) => s.length >= 5);
   const server = rx.spans.find((s) => s.kind === SPAN_KIND_SERVER)!;
+  t.is(server.statusCode, 2); // ERROR: the client got a 503
   const clients = rx.spans.filter((s) => s.kind === SPAN_KIND_CLIENT);
   for (const c of clients) t.is(c.parentSpanId, server.spanId);
   const attempts = clients.filter((c) => c.attributes['weft.mirror'] !== true);
