@@ -18,12 +18,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { requestFromPod, requestsFromPod } from '../controlplane/local/curl.ts';
+import { containerLogName } from '../controlplane/local/file-name.ts';
 import { type LocalMesh, startLocalMesh } from '../controlplane/local/mesh.ts';
 import { DEFAULT_SERVICE_CIDR, netnsAddressing } from '../controlplane/local/pod-network.ts';
 import type { Resource } from '../controlplane/resources/types.ts';
 import type { StatusOut } from '../controlplane/translate/types.ts';
 import type { ClusterAccess, KubeObject, ObjectRef } from './status-checks.ts';
-import { refTypedKey, SimulatedCluster, type SuiteOptions, withStatuses } from './suite-setup.ts';
+import { refTypedKey, SimulatedCluster, type SuiteOptions, translateOptions, withStatuses } from './suite-setup.ts';
 import type { Endpoint, PodRequest, PodResponse, World } from './world.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -110,6 +111,8 @@ export class LocalWorld implements World {
         caPort: 0,
         adminPort: 0,
         stopGraceMs: 2000,
+        // The suite's --usable-address pool (GatewayStaticAddresses), as the translator's status test gets it.
+        usableAddresses: translateOptions(o.suite).usableAddresses,
         netns: o.netns ? { prefix: o.netns.prefix, cidr: o.netns.cidr, serviceCidr: DEFAULT_SERVICE_CIDR } : undefined,
         out: (line) => {
           if (/died|refused|problem|could not|failed/.test(line)) o.log?.(line);
@@ -270,7 +273,7 @@ export class LocalWorld implements World {
   }
 
   async logs(namespace: string, pod: string, container: string): Promise<string> {
-    const file = path.join(this.#stateDir, 'logs', `${namespace}_${pod}.${container}.log`);
+    const file = path.join(this.#stateDir, 'logs', containerLogName(namespace, pod, container));
     return readFile(file, 'utf8').catch(() => '');
   }
 

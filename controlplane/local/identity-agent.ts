@@ -17,6 +17,7 @@ import {
   workloadCommonName,
   workloadSpiffeId,
 } from '../../sidecar/config/ca-api.ts';
+import { localFileName } from './file-name.ts';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 const pki = forge.pki as typeof forge.pki & {
@@ -124,7 +125,7 @@ export class IdentityAgent {
     const existing = this.#held.get(id);
     if (existing && existing.spiffeId === spiffeId) return existing.files;
     if (existing) this.release(id);
-    const dir = path.join(this.#o.dir, id.replace(/[:/]/g, '_'));
+    const dir = path.join(this.#o.dir, localFileName(id));
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const files = {
       cert: path.join(dir, 'cert.pem'),

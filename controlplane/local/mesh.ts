@@ -29,6 +29,7 @@ import { WatchableMap } from '../runtime/watchable.ts';
 import { translate } from '../translate/translate.ts';
 import type { TranslateOptions, TranslateResult } from '../translate/types.ts';
 import { LocalError } from './errors.ts';
+import { containerLogName, localFileName } from './file-name.ts';
 import { localizeConfig, localPort } from './localize.ts';
 import {
   type LocalPlan,
@@ -69,6 +70,12 @@ export interface LocalMeshOptions {
   caPort?: number;
   adminPort?: number;
   trustDomain?: string;
+  /**
+   * Static Gateway addresses (`spec.addresses`) that may be used: IPs or IPv4 CIDRs (`weft local up
+   * --usable-address`). Others get `Programmed=False` with reason AddressNotUsable. Default 127.0.0.0/8, what an edge
+   * proxy here can listen on; a Gateway's proxy listens on its first loopback status address.
+   */
+  usableAddresses?: string[];
   /** How proxies get their configs. Default 'push' (see the header comment). */
   feed?: 'file' | 'push';
   /** Lifetime of the workload certificates the CA issues. Default 24 h (tests: seconds, to see rotations). */
@@ -128,8 +135,9 @@ interface GatewayProc {
   proxy: ProxyProc | undefined;
 }
 
-const fileSafe = (id: string) => id.replace(/[:/]/g, '_');
 /** Bootstrap tokens live 24 h; the files are rewritten well before. */
+/** What `weft local` can serve a Gateway on: the edge proxies listen on the host's loopback. */
+export const LOCAL_USABLE_ADDRESSES = '127.0.0.0/8';
 const TOKEN_REFRESH_MS = 60 * 60 * 1000;
 
 async function writeAtomic(file: string, text: string, mode = 0o644, owner?: number): Promise<void> {
@@ -170,6 +178,8 @@ export class LocalMesh {
   readonly #pods = new Map<string, PodProc>();
   readonly #gateways = new Map<string, GatewayProc>();
   #plan: LocalPlan = { pods: [], gateways: [], unplaced: [] };
+  /** Each Gateway's `status.addresses` values in the last translation: where its proxy listens. */
+  #gatewayAddresses = new Map<string, string[]>();
   #reconciling: Promise<void> = Promise.resolve();
   #reconcileQueued = false;
   /** A reconcile is starting processes: not ready before they are all known. */
@@ -195,6 +205,7 @@ export class LocalMesh {
       caPort: 15012,
       adminPort: 15014,
       trustDomain: 'cluster.local',
+      usableAddresses: [LOCAL_USABLE_ADDRESSES],
       feed: 'push',
       stopGraceMs: 5000,
       ...options,
@@ -283,6 +294,7 @@ export class LocalMesh {
       translateOptions: {
         trustDomain: this.o.trustDomain,
         rootCAs: this.#ca.rootCAsPem,
+        usableAddresses: this.o.usableAddresses,
         // In its own namespace a sidecar hands requests to the app on localhost, as in a pod.
         inboundAppAddress: this.#network ? 'loopback' : 'podIP',
       },
@@ -484,12 +496,17 @@ export class LocalMesh {
   }
 
   #configFile(id: string): string {
-    return path.join(this.o.stateDir, 'proxies', `${fileSafe(id)}.json`);
+    return path.join(this.o.stateDir, 'proxies', `${localFileName(id)}.json`);
   }
 
   /** The translator's output with every config localized (and transformed); configs with no address are held back. */
   #translateLocal(snapshot: ResourceSnapshot, options: TranslateOptions): TranslateResult {
     const result = translate(snapshot, options);
+    this.#gatewayAddresses = new Map(
+      result.statuses.flatMap((s) =>
+        s.kind === 'Gateway' ? [[`${s.namespace}/${s.name}`, s.status.addresses.map((a) => a.value)]] : [],
+      ),
+    );
     const proxies = new Map<string, ProxyConfig>();
     for (const [id, config] of result.proxies) {
       let local = this.#localize(config, snapshot);
@@ -526,9 +543,15 @@ export class LocalMesh {
 
   #planOptions(): PlanOptions {
     const n = this.#network;
-    if (!n) return { portOffset: this.o.portOffset };
+    const addresses = this.#gatewayAddresses;
+    const gatewayAddresses = (key: string) => addresses.get(key);
+    if (!n) return { portOffset: this.o.portOffset, gatewayAddresses };
     // Pods have a network namespace each: their ports are never moved.
-    return { portOffset: 0, podRange: { contains: (ip) => n.contains(ip), text: `in the pods' range ${n.podCidr}` } };
+    return {
+      portOffset: 0,
+      podRange: { contains: (ip) => n.contains(ip), text: `in the pods' range ${n.podCidr}` },
+      gatewayAddresses,
+    };
   }
 
   // ---- processes ----
@@ -642,7 +665,7 @@ export class LocalMesh {
           ...this.#command(proc.netns, [this.o.node, ...args]),
           env: { ...w.env, [LOCAL_RUN_ENV]: this.o.stateDir },
           compileCache: this.#compileCache(),
-          logFile: path.join(logs, `${plan.namespace}_${plan.name}.${w.container}.log`),
+          logFile: path.join(logs, containerLogName(plan.namespace, plan.name, w.container)),
         },
         (e) => this.#workloadEvent(wp, e),
       );
@@ -710,7 +733,7 @@ export class LocalMesh {
     const configFile = this.#configFile(id);
     // The workload's bootstrap token (what a projected ServiceAccount token is in a cluster): the CA derives the
     // proxy's identity from it. Kept in a file, as a proxy that asks the CA itself would read it.
-    const tokenFile = path.join(this.o.stateDir, 'tokens', `${fileSafe(id)}.token`);
+    const tokenFile = path.join(this.o.stateDir, 'tokens', `${localFileName(id)}.token`);
     const mint = () =>
       this.#tokens.mint(mode === 'sidecar' ? { namespace, serviceAccount, pod: name } : { namespace, serviceAccount });
     // In a pod namespace the sidecar runs as the proxy uid, which capture leaves alone; the token is its own.
@@ -742,7 +765,7 @@ export class LocalMesh {
         ...this.#command(netns, [this.o.node, ...args], owner),
         env: { [LOCAL_RUN_ENV]: this.o.stateDir },
         compileCache: this.#compileCache(),
-        logFile: path.join(this.o.stateDir, 'logs', `${fileSafe(id)}.log`),
+        logFile: path.join(this.o.stateDir, 'logs', `${localFileName(id)}.log`),
       },
       (e) => this.#proxyEvent(proxy, e),
     );

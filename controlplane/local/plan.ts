@@ -41,7 +41,10 @@ export interface PlannedGateway {
   name: string;
   /** `edge:<ns>/<gateway>`. */
   proxyId: string;
-  /** The address of its Service (`status.loadBalancer.ingress[0].ip`), undefined while there is none. */
+  /**
+   * Where its proxy listens: the first loopback IPv4 of the Gateway's status addresses (a static `spec.addresses`
+   * entry), else its Service's (`status.loadBalancer.ingress[0].ip`); undefined while there is none.
+   */
   address: string | undefined;
   serviceAccount: string;
 }
@@ -57,6 +60,8 @@ export interface PlanOptions {
   portOffset: number;
   /** The pod IPs that can run here (`--netns`: the bridge's pod pool); default loopback, 127.0.0.0/8. */
   podRange?: { contains: (ip: string) => boolean; text: string };
+  /** The translator's `status.addresses` values of Gateway `namespace/name` (undefined: its Service's address). */
+  gatewayAddresses?: (key: string) => string[] | undefined;
 }
 
 const isLoopback = (ip: string) => /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(ip);
@@ -185,7 +190,8 @@ export function planLocalMesh(snapshot: ResourceSnapshot, proxyIds: Iterable<str
     if (!ids.has(proxyId)) continue;
     const serviceName = gatewayServiceName(gw.metadata.name);
     const svc = snapshot.get('Service', `${namespace}/${serviceName}`);
-    const address = svc?.status?.loadBalancer?.ingress?.find((i) => i.ip)?.ip;
+    const assigned = o.gatewayAddresses?.(key)?.find(isLoopback);
+    const address = assigned ?? svc?.status?.loadBalancer?.ingress?.find((i) => i.ip)?.ip;
     plan.gateways.push({
       key,
       namespace,

@@ -91,7 +91,18 @@ export class ManagedChild {
 
   start(): void {
     if (this.#stopping || this.#child) return;
-    this.#log ??= createWriteStream(this.spec.logFile, { flags: 'a' });
+    if (!this.#log) {
+      this.#log = createWriteStream(this.spec.logFile, { flags: 'a' });
+      // A log that cannot be written (a full disk, a name too long) costs the log, not the mesh: told once.
+      this.#log.once('error', (err) => {
+        this.#log?.on('error', () => {});
+        this.#listener({
+          type: 'line',
+          stream: 'stderr',
+          line: `weft local: cannot write ${this.spec.logFile}: ${err}`,
+        });
+      });
+    }
     this.#runs++;
     this.#startedAt = Date.now();
     this.#lastStderr = undefined;
