@@ -2,6 +2,7 @@
 // own network namespace, controlplane/local/pod-network.ts), `weft local curl` (a request from inside one of its
 // pods) and `weft local down` (stop it, and remove what a crashed run left). Heavy modules are imported when a
 // command runs, so `weft echo` and `weft proxy`, which `weft local` starts many times, do not pay for them.
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -33,6 +34,16 @@ function url(value: string): string {
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
+/** An IP address or an IPv4 CIDR, collected (the translator's static-address pool). */
+function addressOrCidr(value: string, previous: string[] = []): string[] {
+  const [ip, bits, extra] = value.split('/');
+  const ok =
+    extra === undefined &&
+    (bits === undefined ? isIP(ip) !== 0 : isIP(ip) === 4 && /^\d{1,2}$/.test(bits) && Number(bits) <= 32);
+  if (!ok) throw new InvalidArgumentError('not an IP address or an IPv4 CIDR');
+  return [...previous, value];
+}
+
 export interface LocalUpOptions {
   stateDir: string;
   bindPorts?: number;
@@ -45,6 +56,7 @@ export interface LocalUpOptions {
   netnsPrefix: string;
   netnsCidr: string;
   netnsServiceCidr: string;
+  usableAddress?: string[];
 }
 
 export interface LocalCurlCommandOptions {
@@ -94,6 +106,11 @@ function upCommand(): Command {
       '10.244.0.0/16',
     )
     .option('--netns-service-cidr <cidr>', 'with --netns: where Service ClusterIPs come from', '10.96.0.0/16')
+    .option(
+      '--usable-address <ip|cidr>',
+      'a static Gateway address (spec.addresses) weft may use, repeatable; others are not programmed (default 127.0.0.0/8: the edge proxies listen on loopback)',
+      addressOrCidr,
+    )
     .action(async (dir: string, opts: LocalUpOptions) => {
       const { startLocalMesh } = await import('../../controlplane/local/mesh.ts');
       const { canBindPrivileged, DEFAULT_PORT_OFFSET } = await import('../../controlplane/local/localize.ts');
@@ -109,6 +126,7 @@ function upCommand(): Command {
         adminPort: opts.adminPort,
         verbose: opts.verbose,
         tracing: opts.jaeger === undefined ? undefined : { endpoint: opts.jaeger },
+        ...(opts.usableAddress ? { usableAddresses: opts.usableAddress } : {}),
         out,
         netns: opts.netns
           ? { prefix: opts.netnsPrefix, cidr: opts.netnsCidr, serviceCidr: opts.netnsServiceCidr }
