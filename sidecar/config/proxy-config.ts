@@ -214,6 +214,19 @@ export const OutboundServiceSchema = z.strictObject({
   ),
 });
 
+/**
+ * A meshed pod, by IP. A captured request to it that is no Service's passes through without routes, over mTLS to
+ * the pod's proxy at `meshPort`, whose certificate must carry `identity` (Istio's PassthroughCluster, Linkerd's
+ * endpoint forwarding).
+ */
+export const MeshedPodSchema = z.strictObject({
+  address: IP,
+  /** `namespace/name` of the pod. */
+  pod: Key,
+  identity: z.string().regex(SPIFFE_ID, 'not a SPIFFE ID'),
+  meshPort: Port,
+});
+
 export const TlsCertificateRefSchema = Key;
 
 export const ListenerSchema = z.discriminatedUnion('kind', [
@@ -224,6 +237,11 @@ export const ListenerSchema = z.discriminatedUnion('kind', [
     address: IP.default('0.0.0.0'),
     port: Port,
     services: z.array(OutboundServiceSchema),
+    /**
+     * Meshed pods a request may be addressed to directly (absent: none); other destinations that are no Service
+     * get plaintext. Optional, not defaulted, so producers and stored configs need not change.
+     */
+    meshedPods: z.array(MeshedPodSchema).optional(),
   }),
   /** Sidecar: captured inbound plaintext, handed to the app. */
   z.strictObject({
@@ -335,6 +353,7 @@ export type ProxyConfig = z.infer<typeof ProxyConfigSchema>;
 export type ProxyConfigInput = z.input<typeof ProxyConfigSchema>;
 export type Listener = z.infer<typeof ListenerSchema>;
 export type OutboundService = z.infer<typeof OutboundServiceSchema>;
+export type MeshedPod = z.infer<typeof MeshedPodSchema>;
 export type RouteTable = z.infer<typeof RouteTableSchema>;
 export type VirtualHost = z.infer<typeof VirtualHostSchema>;
 export type Route = z.infer<typeof RouteSchema>;

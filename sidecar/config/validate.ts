@@ -237,6 +237,16 @@ function semanticIssues(config: ProxyConfig): ConfigIssue[] {
           if (!hasRouteTable(port.routeTable)) add(`${pp}.routeTable`, `unknown route table ${q(port.routeTable)}`);
         });
       });
+      // Passthrough to a pod IP: one identity per address, in the mesh's trust domain.
+      const podOwner = new Map<string, number>();
+      listener.meshedPods?.forEach((pod, pi) => {
+        const pp = `${lp}.meshedPods[${pi}]`;
+        const address = normalizeIP(pod.address);
+        const first = podOwner.get(address);
+        if (first === undefined) podOwner.set(address, pi);
+        else add(`${pp}.address`, `address ${q(pod.address)} is also meshedPods[${first}]'s`);
+        checkIdentity(`${pp}.identity`, pod.identity);
+      });
     } else if (listener.kind === 'gateway') {
       const hostnames = new Map<string, number>();
       listener.hosts.forEach((host, hi) => {
