@@ -46,7 +46,7 @@ export function compileConfig(config: ProxyConfig, registry: EndpointRegistry): 
   for (const l of config.listeners) {
     if (l.kind === 'gateway') {
       listeners.set(listenerKey(l), compileGatewayListener(l, routeTables, config.tlsCertificates));
-    } else if (l.kind === 'outbound') listeners.set(listenerKey(l), compileOutboundListener(l, routeTables));
+    } else if (l.kind === 'outbound') listeners.set(listenerKey(l), compileOutboundListener(l, routeTables, registry));
     else if (l.kind === 'inbound') listeners.set(listenerKey(l), compileInboundListener(l, registry));
     else if (l.kind === 'mesh') {
       listeners.set(listenerKey(l), compileMeshListener(l, config.trust.trustDomain, registry));

@@ -2,7 +2,8 @@
 // destination comes from the connection's original destination when a lookup is plugged in
 // (SO_ORIGINAL_DST under iptables capture, later work), else from the Host header — any of the
 // Service's DNS names or `clusterIP[:port]` — or the authority of an absolute-form target, as
-// an explicit HTTP proxy is addressed. The port is the one in Host, else 80.
+// an explicit HTTP proxy is addressed. The port is the one in Host, else 80. A captured request to no Service
+// passes through to its original destination (router/passthrough.ts); so does one addressed to a meshed pod's IP.
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Listener } from '../config/proxy-config.ts';
@@ -10,8 +11,10 @@ import { ConfigCompileError, ProxyError, ProxyErrorCode } from '../errors.ts';
 import { parseTarget } from '../http/request-target.ts';
 import type { RoutedRequest } from '../http/routed-request.ts';
 import { hostName, hostPort, unbracket } from '../router/host.ts';
+import { Passthrough } from '../router/passthrough.ts';
 import { normalizePath } from '../router/path.ts';
 import type { CompiledRouteTable } from '../router/route-table.ts';
+import type { EndpointRegistry } from '../upstream/endpoint-state.ts';
 
 type OutboundListener = Extract<Listener, { kind: 'outbound' }>;
 
@@ -36,6 +39,7 @@ export interface CompiledOutboundListener {
   readonly name: string;
   readonly byHost: ReadonlyMap<string, CompiledOutboundService>;
   readonly byAddress: ReadonlyMap<string, CompiledOutboundService>;
+  readonly passthrough: Passthrough;
 }
 
 /** The port a request without a port in its Host is taken to be for. */
@@ -44,6 +48,7 @@ const DEFAULT_HTTP_PORT = 80;
 export function compileOutboundListener(
   l: OutboundListener,
   tables: ReadonlyMap<string, CompiledRouteTable>,
+  registry: EndpointRegistry,
 ): CompiledOutboundListener {
   const byHost = new Map<string, CompiledOutboundService>();
   const byAddress = new Map<string, CompiledOutboundService>();
@@ -60,7 +65,13 @@ export function compileOutboundListener(
     for (const h of s.hostnames) if (!byHost.has(h.toLowerCase())) byHost.set(h.toLowerCase(), compiled);
     for (const ip of s.clusterIPs) if (!byAddress.has(ip.toLowerCase())) byAddress.set(ip.toLowerCase(), compiled);
   }
-  return { kind: 'outbound', name: l.name, byHost, byAddress };
+  return {
+    kind: 'outbound',
+    name: l.name,
+    byHost,
+    byAddress,
+    passthrough: new Passthrough(l.meshedPods ?? [], registry),
+  };
 }
 
 /** The routing input of an outbound request, or the error to answer it with. */
@@ -85,10 +96,23 @@ export function resolveOutbound(
     service = l.byHost.get(host) ?? l.byAddress.get(unbracket(host));
     port = hostPort(authority) ?? DEFAULT_HTTP_PORT;
   }
-  if (service === undefined) return new ProxyError(ProxyErrorCode.UnknownService, 404, `no Service known as ${host}`);
-  const table = service.ports.get(port);
-  if (table === undefined) {
-    return new ProxyError(ProxyErrorCode.UnknownService, 404, `Service ${service.service} has no port ${port}`);
+  let table: CompiledRouteTable | undefined;
+  if (service !== undefined) {
+    table = service.ports.get(port);
+    if (table === undefined) {
+      return new ProxyError(ProxyErrorCode.UnknownService, 404, `Service ${service.service} has no port ${port}`);
+    }
+  } else if (dst !== undefined) {
+    table = l.passthrough.table(dst.address, dst.port);
+    port = dst.port;
+  } else if (l.passthrough.pod(unbracket(host)) !== undefined) {
+    table = l.passthrough.table(unbracket(host), port);
+  } else {
+    return new ProxyError(
+      ProxyErrorCode.UnknownService,
+      404,
+      `no Service or meshed pod known as ${host} (other destinations pass through only when captured)`,
+    );
   }
   const path = normalizePath(target.path);
   if (path === null) return new ProxyError(ProxyErrorCode.BadPath, 400, 'path cannot be normalised safely');
@@ -101,6 +125,6 @@ export function resolveOutbound(
     path,
     query: target.query,
     extraHeaders: undefined,
-    parent: service.service,
+    parent: service?.service,
   };
 }
