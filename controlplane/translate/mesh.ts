@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import type { Cluster, Endpoint } from '../../sidecar/config/proxy-config.ts';
+import type { Cluster, Endpoint, MeshedPod } from '../../sidecar/config/proxy-config.ts';
 import type { ResourceSnapshot } from '../resources/snapshot.ts';
 import type { Pod, Service, ServicePort } from '../resources/types.ts';
 import { type ClusterRef, clusterKey, clusterProtocol } from './http-route.ts';
@@ -117,6 +117,28 @@ export function buildCluster(ctx: ClusterContext, ref: ClusterRef): Cluster {
     protocol: clusterProtocol(ref.port) ?? 'http1',
     endpoints,
   };
+}
+
+/**
+ * Every meshed pod by IP (each of its addresses), sorted by address, for the sidecars' outbound listener: a request
+ * to a pod's IP rather than a Service passes through to that pod over mTLS, checked against this identity. An
+ * address two pods claim (one leaving, one coming) goes to the first by `namespace/name`.
+ */
+export function meshedPodsByIP(ctx: ClusterContext): MeshedPod[] {
+  const byAddress = new Map<string, MeshedPod>();
+  for (const key of [...ctx.meshedPods.keys()].sort()) {
+    const pod = ctx.meshedPods.get(key)!;
+    const identity = spiffeId(
+      ctx.trustDomain,
+      pod.metadata.namespace ?? 'default',
+      pod.spec.serviceAccountName ?? 'default',
+    );
+    for (const address of [pod.status?.podIP, ...(pod.status?.podIPs ?? []).map((p) => p.ip)]) {
+      if (!address || isIP(address) === 0 || byAddress.has(address)) continue;
+      byAddress.set(address, { address, pod: key, identity, meshPort: ctx.meshPort });
+    }
+  }
+  return [...byAddress.values()].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
 }
 
 function numericTarget(p: ServicePort): number | undefined {

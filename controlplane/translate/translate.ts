@@ -34,6 +34,7 @@ import {
   clusterIPs,
   isGatewayService,
   isMeshed,
+  meshedPodsByIP,
   PLAINTEXT_ANNOTATION,
   podAppPorts,
   podIP,
@@ -490,6 +491,8 @@ function sidecarConfigs(ctx: Ctx): Map<ProxyId, ProxyConfig> {
   const meshed = meshedPodMap(ctx);
   if (meshed.size === 0) return out;
   const cctx = clusterContext(ctx, meshed);
+  // Shared by every sidecar: requests to a pod IP pass through to it (mTLS when it is meshed).
+  const meshedPods = meshedPodsByIP(cctx);
   const services = ctx.snapshot.list('Service').filter((s) => clusterIPs(s).length > 0 && !isGatewayService(s));
 
   const clusterCache = new Map<string, Cluster>();
@@ -658,7 +661,14 @@ function sidecarConfigs(ctx: Ctx): Map<ProxyId, ProxyConfig> {
         identity: spiffeId(ctx.trustDomain, ns, sa),
       },
       listeners: [
-        { kind: 'outbound', name: 'outbound', address: '0.0.0.0', port: ctx.ports.outbound, services: nsOut.services },
+        {
+          kind: 'outbound',
+          name: 'outbound',
+          address: '0.0.0.0',
+          port: ctx.ports.outbound,
+          services: nsOut.services,
+          meshedPods,
+        },
         {
           kind: 'inbound',
           name: 'inbound',
