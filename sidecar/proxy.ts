@@ -197,7 +197,14 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
       for (const [key, l] of wanted) {
         if (bound.has(key)) continue;
         const tls = (l.kind === 'gateway' && l.protocol === 'HTTPS') || l.kind === 'mesh';
-        const server = createListenerServer(key, tls, ctx, l.kind === 'mesh' ? MESH_SERVER_OPTIONS : undefined);
+        // Gateway listeners speak HTTP/2 too; sidecar listeners HTTP/1.1 only.
+        const server = createListenerServer(
+          key,
+          tls,
+          ctx,
+          l.kind === 'mesh' ? MESH_SERVER_OPTIONS : undefined,
+          l.kind === 'gateway',
+        );
         // The mesh listener's certificate follows the workload identity (rotation) from here on.
         if (l.kind === 'mesh') {
           mesh.serve(server as unknown as TlsServer);

@@ -118,7 +118,9 @@ export function resolveGateway(l: CompiledGatewayListener, req: IncomingMessage)
   if (authority === undefined) return new ProxyError(ProxyErrorCode.BadRequest, 400, 'no Host');
   const host = hostName(authority);
   const selected = selectGatewayHost(l, host);
-  if (l.tls) {
+  // A Host no listener serves is a 404 whatever the SNI (GEP-3567); one another listener serves is
+  // a connection reused across listeners (HTTP/2 coalescing): 421, the client retries on a new one.
+  if (l.tls && selected !== undefined) {
     const sni = (req.socket as TLSSocket).servername;
     if (typeof sni === 'string' && sni !== '' && selectGatewayHost(l, sni.toLowerCase()) !== selected) {
       return new ProxyError(ProxyErrorCode.Misdirected, 421, `Host ${host} is not served under SNI ${sni}`);

@@ -2,7 +2,8 @@
 // parser, bounded header bytes and count (431), explicit header/request/keep-alive timeouts
 // (no slowloris), and no upgrade unless it is a WebSocket one the proxy forwards itself. The
 // server looks up its compiled listener in the current config on every request, so a config
-// swap changes what it serves without touching its connections.
+// swap changes what it serves without touching its connections. Gateway listeners also speak
+// HTTP/2 (http2-server.ts), whose requests take the same handler after their own checks.
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
@@ -12,6 +13,7 @@ import type { CompiledListener } from '../compiled-config.ts';
 import { ProxyError, ProxyErrorCode } from '../errors.ts';
 import { exchange, type Runtime } from '../http/exchange.ts';
 import { requestProblem } from '../http/hygiene.ts';
+import { http2RequestProblem } from '../http/http2-messages.ts';
 import { reply, replyError } from '../http/local-reply.ts';
 import { type Decision, type DecisionLabels, decideRouted } from '../http/routed-request.ts';
 import { forwardWebSocket, isWebSocketUpgrade, rawReply, rawReplyError } from '../http/websocket.ts';
@@ -19,6 +21,7 @@ import { errorReasonOf, type ListenerStats, NONE, type ProxyMetrics } from '../m
 import type { RequestTrace, TraceStart } from '../tracing.ts';
 import { PEER_IDENTITY_HEADER } from '../upstream/mtls.ts';
 import { resolveGateway, sniContext } from './gateway.ts';
+import { applyHttp2Limits, attachHttp2, HTTP2_ALPN } from './http2-server.ts';
 import { resolveInbound } from './inbound.ts';
 import { resolveMesh } from './mesh.ts';
 import { type OriginalDestinationLookup, resolveOutbound } from './outbound.ts';
@@ -62,6 +65,7 @@ export function applyServerLimits(server: Server, limits: ServerLimits): void {
   // Node reads it from the server for each connection it accepts (not in @types/node).
   (server as Server & { maxHeaderSize: number }).maxHeaderSize = limits.maxHeaderSize;
   server.maxHeadersCount = limits.maxHeadersCount + 1; // one more than allowed, so an excess is seen
+  applyHttp2Limits(server, limits);
 }
 
 const CLOSE = { connection: 'close' } as const;
@@ -77,14 +81,18 @@ function decide(ctx: ListenerContext, listener: CompiledListener, req: IncomingM
   return routed instanceof ProxyError ? routed : decideRouted(req, routed, out);
 }
 
+/** The checks a request passes before routing: requestProblem, or http2RequestProblem for HTTP/2. */
+type ProblemCheck = (req: IncomingMessage, limits: ServerLimits) => ProxyError | undefined;
+
 function decideChecked(
   ctx: ListenerContext,
   listener: CompiledListener | undefined,
   req: IncomingMessage,
   out: DecisionLabels,
+  problem: ProblemCheck,
 ): Decision {
   if (listener === undefined) return new ProxyError(ProxyErrorCode.NoRoute, 503, 'listener is being removed');
-  return requestProblem(req, ctx.limits) ?? decide(ctx, listener, req, out);
+  return problem(req, ctx.limits) ?? decide(ctx, listener, req, out);
 }
 
 /** Node's answers to requests its parser refused, with the proxy's error code (and counted). */
@@ -96,8 +104,17 @@ function clientErrorReply(err: NodeJS.ErrnoException): ProxyError | undefined {
   return undefined;
 }
 
-/** `tlsOptions`: extra server options for a TLS listener (the mesh listener's client-certificate policy). */
-export function createListenerServer(key: string, tls: boolean, ctx: ListenerContext, tlsOptions?: TlsOptions): Server {
+/**
+ * `tlsOptions`: extra server options for a TLS listener (the mesh listener's client-certificate policy).
+ * `http2`: serve HTTP/2 beside HTTP/1.1 (ALPN h2 with TLS, prior knowledge without), through the same handler.
+ */
+export function createListenerServer(
+  key: string,
+  tls: boolean,
+  ctx: ListenerContext,
+  tlsOptions?: TlsOptions,
+  http2 = false,
+): Server {
   const { limits } = ctx;
   const options = {
     insecureHTTPParser: false,
@@ -130,7 +147,7 @@ export function createListenerServer(key: string, tls: boolean, ctx: ListenerCon
   const out: DecisionLabels = { labels: undefined };
   // What spans say about this listener; updated with the listener's name on a config swap.
   const traceStart: TraceStart = { listener: NONE, kind: NONE, scheme: tls ? 'https' : 'http' };
-  const handle = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => {
+  const handle = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean, problem: ProblemCheck) => {
     const start = performance.now();
     // The connection's bytes so far, for the access log's count of this response's.
     const wrote = ctx.runtime.accessLog === undefined ? 0 : req.socket.bytesWritten;
@@ -147,7 +164,7 @@ export function createListenerServer(key: string, tls: boolean, ctx: ListenerCon
     try {
       out.labels = undefined;
       out.parent = undefined;
-      const decision = decideChecked(ctx, listener, req, out);
+      const decision = decideChecked(ctx, listener, req, out, problem);
       if (decision instanceof ProxyError) {
         metrics.localReply(decision.status, decision.code);
         // After a hygiene refusal the connection's state is not worth keeping; after a 413 the
@@ -209,20 +226,28 @@ export function createListenerServer(key: string, tls: boolean, ctx: ListenerCon
       else res.destroy();
     }
   };
-  const onRequest = (req: IncomingMessage, res: ServerResponse) => handle(req, res, false);
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => handle(req, res, false, requestProblem);
   // `Expect: 100-continue`: the client waits for a go-ahead, given only to requests that will be
   // forwarded, so a refused one (413 on its Content-Length) never sends its body.
-  const onCheckContinue = (req: IncomingMessage, res: ServerResponse) => handle(req, res, true);
+  const onCheckContinue = (req: IncomingMessage, res: ServerResponse) => handle(req, res, true, requestProblem);
   const server: Server = tls
     ? (createHttpsServer({
         ...options,
         ...tlsOptions,
+        ...(http2 ? { ALPNProtocols: HTTP2_ALPN } : undefined),
         SNICallback: (servername, cb) => {
           const l = ctx.current(key);
           cb(null, l?.kind === 'gateway' ? sniContext(l, servername) : undefined);
         },
       }) as unknown as Server)
     : createHttpServer(options);
+  if (http2) {
+    attachHttp2(server, tls, limits, {
+      request: (req, res) => handle(req, res, false, http2RequestProblem),
+      checkContinue: (req, res) => handle(req, res, true, http2RequestProblem),
+      log: ctx.runtime.log,
+    });
+  }
   applyServerLimits(server, limits);
   server.on('request', onRequest);
   server.on('checkContinue', onCheckContinue);
@@ -249,7 +274,7 @@ export function createListenerServer(key: string, tls: boolean, ctx: ListenerCon
     const start = performance.now();
     try {
       out.labels = undefined;
-      const decision = decideChecked(ctx, current(), req, out);
+      const decision = decideChecked(ctx, current(), req, out, requestProblem);
       // Counted only when the proxy answers the upgrade itself; a tunnel handed to a backend is not (yet).
       if (decision instanceof ProxyError) {
         metrics.localReply(decision.status, decision.code);
