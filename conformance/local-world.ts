@@ -4,7 +4,7 @@
 // /statuses), merged into the objects the way the status writer merges them. Two kinds:
 // - loopback: every pod on its own 127.0.0.0/8 address; a request from a pod goes to that pod's sidecar as to an
 //   explicit HTTP proxy, from the pod's own address (no transparent capture: the destination is the URL's
-//   authority, and a pod IP is not a destination the sidecar knows);
+//   authority; a pod IP is one only when the sidecar knows it as a meshed pod's);
 // - netns (root): every pod in its own network namespace with iptables capture; a request from a pod is made
 //   inside its namespace by an unmodified client, as the suite's `client` exec does (requestFromPod).
 //
