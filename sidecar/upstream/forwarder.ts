@@ -64,3 +64,22 @@ export function drainBody(body: Readable): void {
   body.on('error', ignore);
   body.resume();
 }
+
+/** Whether bytes an HTTP/1.1 parser refused open an HTTP/2 frame on stream 0 (the server's SETTINGS or GOAWAY). */
+function looksLikeHttp2(raw: unknown): boolean {
+  if (!Buffer.isBuffer(raw) || raw.length < 9) return false;
+  return (raw[3] === 0x04 || raw[3] === 0x07) && (raw.readUInt32BE(5) & 0x7fffffff) === 0;
+}
+
+/**
+ * An HTTP/1.1 exchange failed: if the endpoint answered with HTTP/2 frames (an h2c-only server behind a port without
+ * appProtocol `kubernetes.io/h2c`), the error says so; it keeps its code, so metrics count it as before.
+ */
+export function explainProtocolMismatch(err: unknown, endpoint: EndpointState): unknown {
+  const e = err as { code?: string; rawPacket?: unknown } | null;
+  if (e?.code !== 'HPE_INVALID_CONSTANT' || !looksLikeHttp2(e.rawPacket)) return err;
+  const message =
+    `${endpoint.origin} answered HTTP/1.1 with HTTP/2 frames: it speaks h2c only, so its Service port needs ` +
+    'appProtocol kubernetes.io/h2c';
+  return Object.assign(new Error(message, { cause: err }), { code: e.code });
+}

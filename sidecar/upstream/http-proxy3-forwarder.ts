@@ -4,16 +4,16 @@
 // exchange gets a small stand-in for both, and `selfHandleResponse` gives the upstream response
 // back instead of piping it. Connections are kept alive by one node:http Agent per endpoint
 // (for a meshed endpoint, an Agent whose connections are mTLS to the peer proxy); h2c endpoints
-// go to an undici forwarder (http-proxy-3's node:http path speaks HTTP/1.1 only).
+// go to the node:http2 forwarder (http-proxy-3's node:http path speaks HTTP/1.1 only).
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import { type EndpointAgentOptions, EndpointAgents } from './endpoint-agents.ts';
 import type { EndpointState } from './endpoint-state.ts';
-import type { Forwarder, UpstreamRequest, UpstreamResponse } from './forwarder.ts';
+import { type Forwarder, explainProtocolMismatch, type UpstreamRequest, type UpstreamResponse } from './forwarder.ts';
+import { H2cForwarder } from './h2c-forwarder.ts';
 import { meshRequestHeaders } from './mtls.ts';
-import { UndiciForwarder } from './undici-forwarder.ts';
 
 export type HttpProxy3ForwarderOptions = EndpointAgentOptions;
 
@@ -46,7 +46,7 @@ function noop(this: StandInRequest): StandInRequest {
 
 export class HttpProxy3Forwarder implements Forwarder {
   readonly #agents: EndpointAgents;
-  readonly #h2c = new UndiciForwarder();
+  readonly #h2c = new H2cForwarder();
   readonly #proxy: ProxyServer;
 
   constructor(options: HttpProxy3ForwarderOptions = {}) {
@@ -90,7 +90,7 @@ export class HttpProxy3Forwarder implements Forwarder {
           settled = true;
           r.signal.removeEventListener('abort', onAbort);
           if (upstream === undefined) {
-            reject(r.signal.aborted ? r.signal.reason : err);
+            reject(r.signal.aborted ? r.signal.reason : explainProtocolMismatch(err, r.endpoint));
             return;
           }
           // After the headers, an abort must still cut the body (the exchange's AbortSignal).

@@ -1,20 +1,20 @@
 // Forwarder on node:http keep-alive Agents, one per endpoint: the second engine, so the
 // benchmark can compare it with the undici pools on the same routes. h2c endpoints are handed
-// to an undici forwarder (node:http speaks HTTP/1.1 only). Meshed endpoints get an Agent whose
+// to the node:http2 forwarder (node:http speaks HTTP/1.1 only). Meshed endpoints get an Agent whose
 // connections are mTLS to the peer proxy, made with the certificate current at connect time.
 import { type IncomingMessage, request as httpRequest } from 'node:http';
 import type { Readable } from 'node:stream';
 import { type EndpointAgentOptions, EndpointAgents } from './endpoint-agents.ts';
 import type { EndpointState } from './endpoint-state.ts';
-import type { Forwarder, UpstreamRequest, UpstreamResponse } from './forwarder.ts';
+import { type Forwarder, explainProtocolMismatch, type UpstreamRequest, type UpstreamResponse } from './forwarder.ts';
+import { H2cForwarder } from './h2c-forwarder.ts';
 import { meshRequestHeaders } from './mtls.ts';
-import { UndiciForwarder } from './undici-forwarder.ts';
 
 export type NodeHttpForwarderOptions = EndpointAgentOptions;
 
 export class NodeHttpForwarder implements Forwarder {
   readonly #agents: EndpointAgents;
-  readonly #h2c = new UndiciForwarder();
+  readonly #h2c = new H2cForwarder();
 
   constructor(options: NodeHttpForwarderOptions = {}) {
     this.#agents = new EndpointAgents(options);
@@ -44,7 +44,7 @@ export class NodeHttpForwarder implements Forwarder {
       req.once('response', (res: IncomingMessage) => {
         resolve({ statusCode: res.statusCode ?? 502, headers: res.headers, body: res });
       });
-      req.once('error', reject);
+      req.once('error', (err) => reject(explainProtocolMismatch(err, r.endpoint)));
       const body = r.body;
       if (body === null) req.end();
       else if (Buffer.isBuffer(body)) req.end(body);

@@ -1,10 +1,11 @@
-// Forwarder on undici Pools: one keep-alive pool per endpoint (HTTP/1.1, or h2c with prior
-// knowledge for h2c clusters, or HTTP/1.1 over mTLS to a peer proxy for meshed endpoints).
-// Aborting the request's signal destroys the upstream socket.
+// Forwarder on undici Pools: one keep-alive pool per endpoint (HTTP/1.1, or HTTP/1.1 over mTLS to a
+// peer proxy for meshed endpoints); h2c endpoints go to the node:http2 forwarder, as in the other
+// engines. Aborting the request's signal destroys the upstream socket.
 import { PassThrough, type Readable } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
 import type { EndpointState } from './endpoint-state.ts';
 import type { Forwarder, UpstreamRequest, UpstreamResponse } from './forwarder.ts';
+import { H2cForwarder } from './h2c-forwarder.ts';
 import { meshConnect, meshRequestHeaders } from './mtls.ts';
 
 export interface UndiciForwarderOptions {
@@ -22,6 +23,7 @@ export class UndiciForwarder implements Forwarder {
   /** Endpoints that left the config; a request still on an old config gets a pool closed after it. */
   readonly #retired = new WeakSet<EndpointState>();
   readonly #options: Pool.Options;
+  readonly #h2c = new H2cForwarder();
 
   constructor(options: UndiciForwarderOptions = {}) {
     this.#options = {
@@ -42,16 +44,7 @@ export class UndiciForwarder implements Forwarder {
           connect((err, socket) => (err ? callback(err, null) : callback(null, socket!))),
       });
     }
-    return endpoint.protocol === 'h2c'
-      ? // Prior-knowledge HTTP/2. `useH2c` must be a top-level Pool option (undici's types list it
-        // only under h2Options): the pool builds the connector, and only there does it take effect.
-        new Pool(endpoint.origin, {
-          ...this.#options,
-          allowH2: true,
-          useH2c: true,
-          pipelining: 100,
-        } as Pool.Options)
-      : new Pool(endpoint.origin, this.#options);
+    return new Pool(endpoint.origin, this.#options);
   }
 
   #pool(endpoint: EndpointState): Pool {
@@ -64,6 +57,7 @@ export class UndiciForwarder implements Forwarder {
   }
 
   async request(r: UpstreamRequest): Promise<UpstreamResponse> {
+    if (r.endpoint.protocol === 'h2c') return this.#h2c.request(r);
     const headers = meshRequestHeaders(r.endpoint, r.headers);
     let body: Buffer | Readable | null = r.body;
     if (body !== null && !Buffer.isBuffer(body)) {
@@ -88,6 +82,10 @@ export class UndiciForwarder implements Forwarder {
   }
 
   retire(endpoint: EndpointState): void {
+    if (endpoint.protocol === 'h2c') {
+      this.#h2c.retire(endpoint);
+      return;
+    }
     this.#retired.add(endpoint);
     const pool = this.#pools.get(endpoint.key);
     if (!pool) return;
@@ -99,6 +97,6 @@ export class UndiciForwarder implements Forwarder {
     const pools = [...this.#pools.values()];
     this.#pools.clear();
     // Proxy shutdown: in-flight exchanges were the listeners' to finish; what remains is cut.
-    await Promise.all(pools.map((p) => p.destroy().catch(() => {})));
+    await Promise.all([...pools.map((p) => p.destroy().catch(() => {})), this.#h2c.close()]);
   }
 }
