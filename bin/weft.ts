@@ -4,14 +4,6 @@
 // 1 failure (bad input, a problem in status, a runtime error), 2 usage error, 3 a bug in weft.
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { checkCommand } from './commands/check.ts';
-import { controlplaneCommand } from './commands/controlplane.ts';
-import { echoCommand } from './commands/echo.ts';
-import { injectCommand } from './commands/inject.ts';
-import { localCommand } from './commands/local.ts';
-import { proxyCommand } from './commands/proxy.ts';
-import { proxyStatusCommand } from './commands/proxy-status.ts';
-import { translateCommand } from './commands/translate.ts';
 import { CliError, EXIT } from './errors.ts';
 
 /** weft's version, from package.json (read at run time: the file is the single source of it). */
@@ -25,19 +17,32 @@ function eachCommand(cmd: Command, fn: (c: Command) => void): void {
   for (const sub of cmd.commands) eachCommand(sub, fn);
 }
 
-export function buildProgram(): Command {
+// The subcommands in the order `weft --help` lists them, each module imported only when needed.
+const COMMANDS = new Map<string, () => Promise<Command>>([
+  ['translate', async () => (await import('./commands/translate.ts')).translateCommand()],
+  ['inject', async () => (await import('./commands/inject.ts')).injectCommand(weftVersion())],
+  ['proxy', async () => (await import('./commands/proxy.ts')).proxyCommand()],
+  ['echo', async () => (await import('./commands/echo.ts')).echoCommand()],
+  ['local', async () => (await import('./commands/local.ts')).localCommand()],
+  ['proxy-status', async () => (await import('./commands/proxy-status.ts')).proxyStatusCommand()],
+  ['check', async () => (await import('./commands/check.ts')).checkCommand()],
+  ['controlplane', async () => (await import('./commands/controlplane.ts')).controlplaneCommand(weftVersion())],
+]);
+
+/**
+ * The program with every subcommand, or, when `argv` starts with a subcommand's name, with that one only:
+ * `weft proxy init-iptables` (once per pod start) and `weft echo` (started by `weft local` for every pod) then
+ * load neither the translator nor the injector nor the control plane. Anything else (`weft --help`, `weft help x`,
+ * a mistyped command that gets a suggestion) gets them all.
+ */
+export async function buildProgram(argv: readonly string[] = []): Promise<Command> {
   const program = new Command('weft')
     .description('weft: a service mesh configured with the Kubernetes Gateway API')
     .version(weftVersion(), '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help');
-  program.addCommand(translateCommand());
-  program.addCommand(injectCommand(weftVersion()));
-  program.addCommand(proxyCommand());
-  program.addCommand(echoCommand());
-  program.addCommand(localCommand());
-  program.addCommand(proxyStatusCommand());
-  program.addCommand(checkCommand());
-  program.addCommand(controlplaneCommand(weftVersion()));
+  const only = COMMANDS.get(argv[0] ?? '');
+  const builders = only ? [only] : [...COMMANDS.values()];
+  for (const command of await Promise.all(builders.map((build) => build()))) program.addCommand(command);
   // Settings .command() would copy to subcommands, applied to all since they are built apart:
   // commander must throw instead of exiting, so usage errors get exit code 2 here.
   eachCommand(program, (c) => {
@@ -56,7 +61,7 @@ function commandPath(c: Command): string {
 
 /** Runs the command line `argv` (user arguments only) and returns the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return EXIT.ok;
