@@ -3,19 +3,15 @@
 // certificate from the mesh CA, rotated) or `--cert/--key`. The entry the `weft` command wires in.
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { pino } from 'pino';
+// Only the capture init step is imported up front: `weft proxy init-iptables` runs once per pod start (the init
+// container, and every pod of `weft local up --netns`), so it must not load the proxy, zod, pino, OpenTelemetry,
+// nor even node:http. `wait` and the proxy import what they need when they run.
 import { INIT_IPTABLES, runInitIptablesCli } from './capture/init-iptables-cli.ts';
-import { createOriginalDestinationLookup } from './capture/original-destination.ts';
-import { readConfigFile, watchConfigFile } from './config-file.ts';
-import { APP_PROBES_ENV, type AppProbes, parseAppProbes } from './config/app-probes.ts';
-import { PROXY_ID, PUSH_DEFAULT_PORT, PUSH_SERVER_NAME } from './config/push-api.ts';
-import { WorkloadIdentity } from './identity/workload-cert.ts';
-import { configRejectReason } from './metrics.ts';
-import { type RunningProxy, startProxy } from './proxy.ts';
-import { runProxyWaitCli, WAIT } from './proxy-wait.ts';
-import { PushClient } from './push/client.ts';
+import type { AppProbes } from './config/app-probes.ts';
+import type { WorkloadIdentity } from './identity/workload-cert.ts';
+import type { RunningProxy } from './proxy.ts';
+import type { PushClient } from './push/client.ts';
 import type { IdentitySource } from './upstream/mtls.ts';
-import { FileIdentitySource } from './upstream/mtls-files.ts';
 
 /** Sent in the push hello; `weft proxy-status` shows it. */
 const NODE_VERSION = `weft/0.1.0 node/${process.version}`;
@@ -30,10 +26,10 @@ export interface ProxyCliHandle {
   stop(): Promise<void>;
 }
 
-/** `HOST:PORT`, `[V6]:PORT` or `HOST` (port 15010). */
-function hostPort(value: string): { host: string; port: number } {
+/** `HOST:PORT`, `[V6]:PORT` or `HOST` (port `defaultPort`, 15010). */
+function hostPort(value: string, defaultPort: number): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d+))?$/.exec(value.trim());
-  const p = m?.[3] === undefined ? PUSH_DEFAULT_PORT : Number(m[3]);
+  const p = m?.[3] === undefined ? defaultPort : Number(m[3]);
   if (!m || !Number.isInteger(p) || p < 1 || p > 65535) throw new InvalidArgumentError('not HOST:PORT');
   return { host: m[1] ?? m[2], port: p };
 }
@@ -50,12 +46,15 @@ function ratio(value: string): number {
   return n;
 }
 
-function appProbes(value: string): AppProbes {
-  try {
-    return parseAppProbes(value);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
+/** `parse` as a commander argument parser: what it throws is the option's error. */
+function argument<T>(parse: (value: string) => T): (value: string) => T {
+  return (value) => {
+    try {
+      return parse(value);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
 }
 
 function port(value: string): number {
@@ -70,6 +69,9 @@ function port(value: string): number {
  * signal cuts the drain short. Resolves once it is serving.
  */
 export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHandle> {
+  const { APP_PROBES_ENV, parseAppProbes } = await import('./config/app-probes.ts');
+  const { PROXY_ID, PUSH_DEFAULT_PORT, PUSH_SERVER_NAME } = await import('./config/push-api.ts');
+  const { WAIT } = await import('./proxy-wait.ts');
   const program = new Command('weft proxy')
     .description('run the weft proxy (sidecar or edge) on a ProxyConfig file, reloaded on change')
     .requiredOption('--mode <mode>', 'sidecar or edge', (v) => {
@@ -77,7 +79,9 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
       return v;
     })
     .option('--config <file>', 'ProxyConfig as YAML or JSON, reloaded on change (or --push)')
-    .option('--push <host:port>', 'receive configs from the control plane’s config push server (or --config)', hostPort)
+    .option('--push <host:port>', 'receive configs from the control plane’s config push server (or --config)', (v) =>
+      hostPort(v, PUSH_DEFAULT_PORT),
+    )
     .option('--push-server-name <name>', `name the push server’s certificate must carry (default ${PUSH_SERVER_NAME})`)
     .option('--proxy-id <id>', 'with --push: this proxy’s id, sidecar:<ns>/<pod> or edge:<ns>/<gateway>')
     .option('--ca-url <url>', 'get the workload certificate from the mesh CA at this https URL (rotated)')
@@ -102,7 +106,7 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
     .addOption(
       new Option('--app-probes <json>', 'the app probes to serve at /app-health/… (the weft.dev/app-probes JSON)')
         .env(APP_PROBES_ENV)
-        .argParser(appProbes),
+        .argParser(argument(parseAppProbes)),
     )
     .addHelpText(
       'after',
@@ -136,9 +140,7 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
     appProbes?: AppProbes;
   }>();
   if (opts.config !== undefined && opts.push !== undefined) {
-    usageError(
-      '--config and --push are mutually exclusive: configs come from a file or from the control plane',
-    );
+    usageError('--config and --push are mutually exclusive: configs come from a file or from the control plane');
   }
   if (opts.config === undefined && opts.push === undefined) {
     usageError('give --config FILE or --push HOST:PORT');
@@ -173,11 +175,15 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
       usageError('--cert, --key and --roots go together');
     }
   }
+  // The proxy's own modules, only now: --help and usage errors answer without loading them.
+  const { pino } = await import('pino');
+  const { startProxy } = await import('./proxy.ts');
   const log = pino({ name: 'weft-proxy', level: opts.logLevel });
   let workloadIdentity: WorkloadIdentity | undefined;
   let identity: (IdentitySource & { close(): unknown }) | undefined;
   if (opts.caUrl !== undefined && proxyRef !== undefined) {
     const tokenFile = opts.tokenFile!;
+    const { WorkloadIdentity } = await import('./identity/workload-cert.ts');
     workloadIdentity = new WorkloadIdentity({
       ca: { url: opts.caUrl, rootsPem: await readFile(opts.roots!, 'utf8'), serverName: opts.caServerName },
       trustDomain: opts.trustDomain,
@@ -195,8 +201,11 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
     workloadIdentity.on('expired', (err) => log.error({ event: 'identity.expired', err }, err.message));
     identity = workloadIdentity;
   } else if (opts.cert !== undefined) {
+    const { FileIdentitySource } = await import('./upstream/mtls-files.ts');
     identity = await FileIdentitySource.open({ certFile: opts.cert, keyFile: opts.key!, rootsFile: opts.roots!, log });
   }
+  const { readConfigFile, watchConfigFile } = await import('./config-file.ts');
+  const { createOriginalDestinationLookup } = await import('./capture/original-destination.ts');
   let proxy: RunningProxy;
   try {
     proxy = await startProxy({
@@ -224,6 +233,8 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
   let push: PushClient | undefined;
   if (opts.push !== undefined) {
     const source = identity!;
+    const { PushClient } = await import('./push/client.ts');
+    const { configRejectReason } = await import('./metrics.ts');
     push = new PushClient({
       host: opts.push.host,
       port: opts.push.port,
@@ -298,6 +309,7 @@ export async function runProxyCommand(argv: readonly string[]): Promise<ProxyCli
     await runInitIptablesCli(argv.slice(1));
     return undefined;
   }
+  const { runProxyWaitCli, WAIT } = await import('./proxy-wait.ts');
   if (argv[0] === WAIT) {
     await runProxyWaitCli(argv.slice(1));
     return undefined;
