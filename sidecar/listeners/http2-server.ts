@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { Http2Request, Http2Response } from '../http/http2-messages.ts';
-import { sniffPreface } from './connection-preface.ts';
+import { prefaceSniffer } from './connection-preface.ts';
 import type { ServerLimits } from './listener-server.ts';
 
 /** Streams a client may have open at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
@@ -127,17 +127,17 @@ export function attachHttp2(server: Server, tls: boolean, limits: ServerLimits, 
   } else {
     const [http1] = server.listeners('connection') as ((socket: Socket) => void)[];
     server.removeListener('connection', http1);
-    server.on('connection', (socket: Socket) =>
-      sniffPreface(socket, limits.headersTimeoutMs, (http2) => {
-        if (http2) {
-          // node:http2 reads the bytes already taken off the socket before any new ones.
-          h2.emit('connection', socket);
-          return;
-        }
-        http1.call(server, socket);
-        // The HTTP/1.1 parser reads new bytes from the socket's handle; the ones taken off it
-        // reach it through 'data', which flows again from here.
-        socket.resume();
+    server.on(
+      'connection',
+      prefaceSniffer(() => limits.headersTimeoutMs, {
+        // node:http2 reads the bytes already taken off the socket before any new ones.
+        http2: (socket) => h2.emit('connection', socket),
+        http1: (socket, first) => {
+          // The HTTP/1.1 parser now reads the socket's handle itself; the bytes already taken off
+          // it go to the parser first, through its 'data' listener, before any new ones arrive.
+          http1.call(server, socket);
+          socket.emit('data', first);
+        },
       }),
     );
   }
