@@ -38,3 +38,11 @@ export function cond(
 ): ConditionOut {
   return { type, status: ok ? 'True' : 'False', reason, message, observedGeneration };
 }
+
+/**
+ * Problem messages as one condition message, each said once in the order first found: two backendRefs (or
+ * certificateRefs) to the same missing object are one problem to the reader, not two.
+ */
+export function joinMessages(messages: Iterable<string>): string {
+  return [...new Set(messages)].join('; ');
+}

@@ -10,7 +10,7 @@ import {
   type Listener,
   type Secret,
 } from '../resources/types.ts';
-import { cond, Reason } from './conditions.ts';
+import { cond, joinMessages, Reason } from './conditions.ts';
 import { SUPPORTED_FEATURES } from './features.ts';
 import { intersectHostnames } from './hostnames.ts';
 import { hostnameProblem } from './hostnames.ts';
@@ -323,7 +323,7 @@ function buildListener(snapshot: ResourceSnapshot, gw: GatewayState, l: Listener
         'ResolvedRefs',
         false,
         problems[0].reason,
-        problems.map((p) => p.message).join('; '),
+        joinMessages(problems.map((p) => p.message)),
         gen,
       );
       state.programmable = false;

@@ -20,7 +20,7 @@ import type {
   Service,
   ServicePort,
 } from '../resources/types.ts';
-import { Reason } from './conditions.ts';
+import { joinMessages, Reason } from './conditions.ts';
 import { parseDuration } from './duration.ts';
 import { referenceAllowed } from './reference-grant.ts';
 
@@ -116,7 +116,7 @@ export function compileHttpRoute(snapshot: ResourceSnapshot, route: HTTPRoute, b
     rules,
     clusters,
     resolvedRefs: first
-      ? { ok: false, reason: first.reason, message: refProblems.map((p) => p.message).join('; ') }
+      ? { ok: false, reason: first.reason, message: joinMessages(refProblems.map((p) => p.message)) }
       : { ok: true, reason: Reason.ResolvedRefs, message: 'All references resolved' },
     dropped,
   };
