@@ -9,14 +9,13 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import anyTest, { type TestFn } from 'ava';
 import { stringify } from 'yaml';
 import { containerLogName, localFileName, MAX_KEPT_NAME } from '../../controlplane/local/file-name.ts';
 import { type LocalMesh, startLocalMesh } from '../../controlplane/local/mesh.ts';
 import type { GatewayStatusOut, StatusOut } from '../../controlplane/translate/types.ts';
+import { testMeshOptions } from './support.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const NS = 'weft-names-test';
 // 253 characters, the longest a Gateway's name may be.
 const LONG_GATEWAY = `gw-${'long-'.repeat(49)}end`;
@@ -109,18 +108,9 @@ test.before(async (t) => {
   await mkdir(dir);
   t.context = { tmp } as Ctx;
   await writeFile(path.join(dir, 'all.yaml'), manifests());
-  t.context.mesh = await startLocalMesh({
-    dir,
-    stateDir: path.join(tmp, 'state'),
-    portOffset: 0,
-    node: process.execPath,
-    weftBin: path.join(root, 'bin/weft.ts'),
-    pushPort: 0,
-    caPort: 0,
-    adminPort: 0,
-    stopGraceMs: 2000,
-    usableAddresses: ['127.31.77.0/24'],
-  });
+  t.context.mesh = await startLocalMesh(
+    testMeshOptions(dir, path.join(tmp, 'state'), { usableAddresses: ['127.31.77.0/24'] }),
+  );
   await t.context.mesh.whenReady();
 });
 

@@ -11,13 +11,12 @@ import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import anyTest, { type TestFn } from 'ava';
 import { parseAllDocuments } from 'yaml';
 import { type LocalMesh, startLocalMesh } from '../../controlplane/local/mesh.ts';
 import type { ProxyConfig } from '../../sidecar/config/proxy-config.ts';
+import { root, testMeshOptions } from './support.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const OFFSET = 20_000;
 // Long enough that a 2 s control-plane outage under a loaded CI machine cannot outlast a renewal window (rotation
 // at 2/3: 8 s), short enough for two rotations within the test.
@@ -51,23 +50,17 @@ test.before(async (t) => {
   const infra = parseAllDocuments(await readFile(path.join(dir, 'infra.yaml'), 'utf8')).map((d) => d.toJS());
   const ca = Buffer.from(infra.find((d) => d?.kind === 'Secret').data['tls.crt'], 'base64').toString('utf8');
   const breakEdge = { on: false };
-  const mesh = await startLocalMesh({
-    dir,
-    stateDir: path.join(tmp, 'state'),
-    portOffset: OFFSET,
-    node: process.execPath,
-    weftBin: path.join(root, 'bin/weft.ts'),
-    pushPort: 0,
-    caPort: 0,
-    adminPort: 0,
-    leafLifetimeMs: LEAF_MS,
-    stopGraceMs: 2000,
-    configTransform: (c: ProxyConfig) => {
-      if (!breakEdge.on || c.proxy.mode !== 'edge') return c;
-      const l = c.listeners.find((x) => x.kind === 'gateway')!;
-      return { ...c, listeners: [...c.listeners, { ...l, name: 'on-admin-port', port: c.admin.port }] };
-    },
-  });
+  const mesh = await startLocalMesh(
+    testMeshOptions(dir, path.join(tmp, 'state'), {
+      portOffset: OFFSET,
+      leafLifetimeMs: LEAF_MS,
+      configTransform: (c: ProxyConfig) => {
+        if (!breakEdge.on || c.proxy.mode !== 'edge') return c;
+        const l = c.listeners.find((x) => x.kind === 'gateway')!;
+        return { ...c, listeners: [...c.listeners, { ...l, name: 'on-admin-port', port: c.admin.port }] };
+      },
+    }),
+  );
   await mesh.whenReady();
   const gw = mesh.state().gateways[0];
   const https = gw.listeners.find((l) => l.protocol === 'HTTPS')!;

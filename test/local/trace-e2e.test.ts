@@ -10,13 +10,12 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import anyTest, { type TestFn } from 'ava';
 import { type LocalMesh, startLocalMesh } from '../../controlplane/local/mesh.ts';
 import { startEchoServer } from '../../controlplane/local/echo-server.ts';
 import { OtlpReceiver, type ReceivedSpan, SPAN_KIND_CLIENT, SPAN_KIND_SERVER } from '../helpers/otlp-receiver.ts';
+import { root, testMeshOptions } from './support.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 // Ports below 1024 move up by this much; pods get addresses no other test uses.
 const OFFSET = 41_000;
 const NS = 'shop';
@@ -45,18 +44,9 @@ test.before(async (t) => {
   await mkdir(dir);
   await writeFile(path.join(dir, 'world.yaml'), await world());
   const began = performance.now();
-  t.context.mesh = await startLocalMesh({
-    dir,
-    stateDir: path.join(tmp, 'state'),
-    portOffset: OFFSET,
-    node: process.execPath,
-    weftBin: path.join(root, 'bin/weft.ts'),
-    pushPort: 0,
-    caPort: 0,
-    adminPort: 0,
-    stopGraceMs: 2000,
-    tracing: { endpoint: rx.url },
-  });
+  t.context.mesh = await startLocalMesh(
+    testMeshOptions(dir, path.join(tmp, 'state'), { portOffset: OFFSET, tracing: { endpoint: rx.url } }),
+  );
   await t.context.mesh.whenReady();
   t.log(`ready in ${Math.round(performance.now() - began)} ms`);
 });
