@@ -12,20 +12,21 @@
 // Both: `X-Echo-Set-Header: Name:value,…` and `?headers=Name:value,…` add response headers; `/status/NNN` answers
 // NNN; `/retry/…?uuid=&succeedAfter=[&responseCode=][&delayRetry=]` fails the first attempts of a uuid (the retry
 // simulator); `?delay=<Go duration>` waits first; `/health` answers `OK`; `/ws` is a WebSocket echo; h2c (prior
-// knowledge) on extra ports. `X-Echo-Call: <http URL>` makes the server call that URL first, as an app calling
-// another Service would — through the HTTP proxy of env HTTP_PROXY when set (a sidecar's outbound listener in
-// `weft local`), passing on the trace context headers as an instrumented app does — and answer JSON with the
-// callee's reply under `call`. Each echoed request logs `Echoing back request made to <RequestURI> to client
-// (<addr>)` — the conformance suite finds mirrored requests by that line.
+// knowledge) is answered on every port too, and alone on h2c ports (echo-basic's 3001). `X-Echo-Call: <http URL>`
+// makes the server call that URL first, as an app calling another Service would — through the HTTP proxy of env
+// HTTP_PROXY when set (a sidecar's outbound listener in `weft local`), passing on the trace context headers as an
+// instrumented app does — and answer JSON with the callee's reply under `call`. Each echoed request logs `Echoing
+// back request made to <RequestURI> to client (<addr>)` — the conformance suite finds mirrored requests by that line.
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import {
+  constants as h2constants,
   createServer as createH2cServer,
   type Http2Server,
   type Http2ServerRequest,
   type Http2ServerResponse,
 } from 'node:http2';
-import type { AddressInfo, Socket } from 'node:net';
+import { type AddressInfo, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { hostname as osHostname } from 'node:os';
 import type { Duplex } from 'node:stream';
 
@@ -282,7 +283,10 @@ function retrySimulation(req: Req, res: Res, url: URL): boolean {
   const code = Number.parseInt(url.searchParams.get('responseCode') ?? '', 10);
   const fail = () => {
     if (Number.isInteger(code)) send(res, code, 'text/plain; charset=utf-8', '');
-    else {
+    else if (req.httpVersionMajor === 2) {
+      // Only this stream is reset: the session may carry other requests.
+      (res as Http2ServerResponse).stream.close(h2constants.NGHTTP2_INTERNAL_ERROR);
+    } else {
       const socket = req.socket as Socket;
       if (typeof socket.resetAndDestroy === 'function') socket.resetAndDestroy();
       else socket.destroy();
@@ -445,7 +449,31 @@ function websocketEcho(req: IncomingMessage, socket: Duplex, head: Buffer): void
 
 // ---- servers ----
 
-function listen(server: Server | Http2Server, port: number, host: string): Promise<AddressInfo> {
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+/** Gives a new connection to the HTTP/2 server if it opens with the HTTP/2 preface, else to the HTTP/1.1 one. */
+function handOver(socket: Socket, http1: Server, h2: Http2Server): void {
+  let seen: Buffer = Buffer.alloc(0);
+  const onData = (chunk: Buffer) => {
+    seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+    const n = Math.min(seen.length, H2_PREFACE.length);
+    const isH2 = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+    if (isH2 && n < H2_PREFACE.length) return;
+    socket.off('data', onData);
+    socket.pause();
+    // The servers read what was already received from the socket's buffer.
+    socket.unshift(seen);
+    if (isH2) h2.emit('connection', socket);
+    else {
+      http1.emit('connection', socket);
+      socket.resume();
+    }
+  };
+  socket.on('data', onData);
+  socket.on('error', () => socket.destroy());
+}
+
+function listen(server: Server | Http2Server | NetServer, port: number, host: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -475,7 +503,7 @@ export async function startEchoServer(options: EchoServerOptions): Promise<Runni
     proxy: proxyUrl(options.proxy ?? process.env.HTTP_PROXY ?? process.env.http_proxy),
   };
   const handle = handler(id);
-  const servers: (Server | Http2Server)[] = [];
+  const servers: (Server | Http2Server | NetServer)[] = [];
   const sockets = new Set<Socket | Duplex>();
   const addresses: (AddressInfo & { protocol: 'http' | 'h2c' })[] = [];
   const closeAll = () =>
@@ -490,15 +518,19 @@ export async function startEchoServer(options: EchoServerOptions): Promise<Runni
     ).then(() => {});
   try {
     for (const port of options.ports) {
-      const server = createServer({ keepAliveTimeout: 65_000 }, handle);
-      server.on('upgrade', (req, socket, head) => {
+      const http1 = createServer({ keepAliveTimeout: 65_000 }, handle);
+      http1.on('upgrade', (req, socket, head) => {
         sockets.add(socket);
         socket.once('close', () => sockets.delete(socket));
         websocketEcho(req, socket, head);
       });
-      server.on('connection', (s: Socket) => {
+      // Also h2c with prior knowledge on the same port: weft local cannot know which Service port names a container
+      // port kubernetes.io/h2c, so every port answers both.
+      const h2 = createH2cServer({}, handle);
+      const server = createNetServer((s: Socket) => {
         sockets.add(s);
         s.once('close', () => sockets.delete(s));
+        handOver(s, http1, h2);
       });
       servers.push(server);
       addresses.push({ ...(await listen(server, port, host)), protocol: 'http' });
