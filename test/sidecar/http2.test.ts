@@ -171,14 +171,6 @@ test('an HTTP/1.1 request whose first byte arrives alone is still HTTP/1.1', asy
   t.is(rawStatus(answer), 200, answer);
 });
 
-test('Upgrade: h2c over HTTP/1.1 is still refused', async (t) => {
-  const answer = await sendRaw(
-    p.port,
-    'GET /app HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n',
-  );
-  t.is(rawStatus(answer), 400);
-});
-
 test('a Host header that differs from :authority is refused before routing', async (t) => {
   const r = await once(h2c(), { ':path': '/app/confused', ':authority': 'confused.example', host: 'evil.example' });
   t.is(r.status, 400);
