@@ -2,6 +2,7 @@
 // headers, hop-by-hop and connection-specific headers gone, repeated fields kept), what comes back, large and
 // streamed bodies both ways, on every forwarding engine; sessions reused, bounded and closed when idle or retired.
 import { request as httpRequest } from 'node:http';
+import { connect as h2connect } from 'node:http2';
 import test from 'ava';
 import type { Forwarder } from '../../sidecar/upstream/forwarder.ts';
 import { H2cForwarder } from '../../sidecar/upstream/h2c-forwarder.ts';
@@ -265,4 +266,37 @@ test('an idle session is closed; so are the sessions of an endpoint that leaves 
   await p2.proxy.update(h2Config({ 'ns/h2': h2Cluster(idle.port) }));
   await closed;
   t.is((await send(p2.port, { path: '/echo' })).status, 200);
+});
+
+test('HTTP/2 all the way: an h2c client at the Gateway listener, h2c to the backend, the authority carried', async (t) => {
+  const b = await h2Backend(t);
+  const p = await startTestProxy(h2Config({ 'ns/h2': h2Cluster(b.port) }));
+  t.teardown(() => p.close());
+  const session = h2connect(`http://127.0.0.1:${p.port}`);
+  t.teardown(() => session.close());
+  const reply = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = session.request({ ':path': '/echo?h2=1', ':authority': 'h2.example', 'x-a': 'b' }, { endStream: true });
+    let status = 0;
+    let body = '';
+    req.on('response', (h) => {
+      status = Number(h[':status']);
+    });
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => {
+      body += d;
+    });
+    req.on('end', () => resolve({ status, body }));
+    req.on('error', reject);
+  });
+  t.is(reply.status, 200);
+  const seen = JSON.parse(reply.body);
+  t.is(seen.headers[':authority'], 'h2.example');
+  t.is(seen.headers[':path'], '/echo?h2=1');
+  t.is(seen.headers['x-a'], 'b');
+  // Each pseudo-header once: the client's are not passed on as fields of their own.
+  const names: string[] = seen.raw.filter((_: string, i: number) => i % 2 === 0);
+  t.deepEqual(
+    names.filter((n) => n.startsWith(':')),
+    [':method', ':scheme', ':path', ':authority'],
+  );
 });
