@@ -152,7 +152,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
     log.error({ event: 'identity.unusable', err }, 'workload credentials unusable for the mesh listener'),
   );
   const registry = new EndpointRegistry(mesh);
-  // node:http Agent pools won `npm run bench` (docs/performance.md, "Forwarding engine"); h2c still goes through undici.
+  // node:http Agent pools won `npm run bench` (docs/performance.md, "Forwarding engine"); h2c goes to node:http2 sessions.
   const forwarder = options.forwarder ?? new NodeHttpForwarder();
   const limits: ServerLimits = { ...DEFAULT_SERVER_LIMITS, ...options.limits };
   const tracing = options.tracing ? new Tracing(options.tracing, metrics.registry) : undefined;
