@@ -15,7 +15,6 @@ import { chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { requestFromPod, requestsFromPod } from '../controlplane/local/curl.ts';
 import { containerLogName } from '../controlplane/local/file-name.ts';
@@ -27,7 +26,6 @@ import type { ClusterAccess, KubeObject, ObjectRef } from './status-checks.ts';
 import { refTypedKey, SimulatedCluster, type SuiteOptions, translateOptions, withStatuses } from './suite-setup.ts';
 import type { Endpoint, PodRequest, PodResponse, World } from './world.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SYNC_CLASS = 'weft-conformance-sync';
 
 export interface LocalWorldOptions {
@@ -105,8 +103,6 @@ export class LocalWorld implements World {
         dir: world.#dir,
         stateDir: world.#stateDir,
         portOffset: o.portOffset,
-        node: process.execPath,
-        weftBin: path.join(root, 'bin/weft.ts'),
         pushPort: 0,
         caPort: 0,
         adminPort: 0,

@@ -14,6 +14,7 @@
 // plane, and removes mesh.json.
 import { chmod, chown, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type Logger, pino } from 'pino';
 import type { ProxyConfig } from '../../sidecar/config/proxy-config.ts';
 import { ControlPlaneMetrics } from '../admin/metrics.ts';
@@ -61,9 +62,9 @@ export interface LocalMeshOptions {
   stateDir: string;
   /** Shift for ports below 1024; 0 binds them as they are (root). */
   portOffset: number;
-  /** `node` and `bin/weft.ts`: how children are started. */
-  node: string;
-  weftBin: string;
+  /** `node` and `bin/weft.ts`: how children are started. Defaults: this process's Node, this checkout's weft. */
+  node?: string;
+  weftBin?: string;
   /** Control plane address and ports (0 = any free port). Defaults 127.0.0.1, 15010, 15012, 15014. */
   controlPlaneHost?: string;
   pushPort?: number;
@@ -208,6 +209,8 @@ export class LocalMesh {
       usableAddresses: [LOCAL_USABLE_ADDRESSES],
       feed: 'push',
       stopGraceMs: 5000,
+      node: process.execPath,
+      weftBin: fileURLToPath(new URL('../../bin/weft.ts', import.meta.url)),
       ...options,
     };
     this.#out = options.out ?? (() => {});

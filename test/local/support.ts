@@ -5,7 +5,7 @@ import type { LocalMeshOptions } from '../../controlplane/local/mesh.ts';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-/** A mesh of the manifests in `dir` with its state in `stateDir`: every control-plane port free, children on this Node. */
+/** A mesh of the manifests in `dir` with its state in `stateDir`, every control-plane port free. */
 export function testMeshOptions(
   dir: string,
   stateDir: string,
@@ -15,8 +15,6 @@ export function testMeshOptions(
     dir,
     stateDir,
     portOffset: 0,
-    node: process.execPath,
-    weftBin: path.join(root, 'bin/weft.ts'),
     pushPort: 0,
     caPort: 0,
     adminPort: 0,
