@@ -43,7 +43,9 @@ export interface KubernetesControlPlane {
   runners: Runner[];
 }
 
-export function kubernetesControlPlane(o: KubernetesControlPlaneOptions): KubernetesControlPlane {
+export function kubernetesControlPlane(options: KubernetesControlPlaneOptions): KubernetesControlPlane {
+  // A static Gateway address is bound once the provisioned Service carries it, not merely because it is usable.
+  const o = { ...options, translateOptions: { gatewayAddresses: 'service' as const, ...options.translateOptions } };
   const controllerName = o.translateOptions?.controllerName ?? DEFAULT_CONTROLLER_NAME;
   const leader =
     o.leader === false
@@ -68,6 +70,7 @@ export function kubernetesControlPlane(o: KubernetesControlPlaneOptions): Kubern
         controllerName,
         controlPlaneNamespace: o.namespace,
         ...(o.translateOptions?.trustDomain ? { trustDomain: o.translateOptions.trustDomain } : {}),
+        ...(o.translateOptions.usableAddresses ? { usableAddresses: o.translateOptions.usableAddresses } : {}),
         ...(leader ? { leader } : {}),
         ...(o.logger ? { logger: o.logger } : {}),
         ...o.provisioner,

@@ -17,6 +17,7 @@ import {
 } from '../resources/materialize.ts';
 import type { ResourceSnapshot } from '../resources/snapshot.ts';
 import type { Gateway, GatewayClass } from '../resources/types.ts';
+import { serviceAddressRequest } from '../translate/gateway.ts';
 import { INJECT_ANNOTATION, PROXY_CONTAINER } from '../translate/mesh.ts';
 import {
   classProxySettings,
@@ -68,6 +69,8 @@ export interface GatewayObjectOptions {
   serviceType?: ServiceType;
   /** GatewayClasses with this controllerName are weft's. */
   controllerName?: string;
+  /** Static Gateway addresses weft may request (IPs or CIDRs; TranslateOptions.usableAddresses). Absent: any. */
+  usableAddresses?: string[];
 }
 
 export const GATEWAY_OBJECT_DEFAULTS = {
@@ -86,9 +89,12 @@ export const GATEWAY_OBJECT_DEFAULTS = {
   controllerName: DEFAULT_CONTROLLER_NAME,
 } as const;
 
-export type ResolvedGatewayObjectOptions = Required<Omit<GatewayObjectOptions, 'pushAddress' | 'caAddress'>> & {
+export type ResolvedGatewayObjectOptions = Required<
+  Omit<GatewayObjectOptions, 'pushAddress' | 'caAddress' | 'usableAddresses'>
+> & {
   pushAddress: string;
   caAddress: string;
+  usableAddresses?: string[];
 };
 
 export function resolveGatewayObjectOptions(o: GatewayObjectOptions): ResolvedGatewayObjectOptions {
@@ -277,14 +283,20 @@ export function gatewayObjects(
       },
     },
   };
+  const serviceType = settings.serviceType ?? o.serviceType;
+  // The Gateway's static addresses, requested the way Envoy Gateway does (the translator reports them bound only
+  // once the Service carries them).
+  const request = serviceAddressRequest(gw, serviceType, o.usableAddresses);
   const service: KubeObject = {
     apiVersion: 'v1',
     kind: 'Service',
     metadata: metadata(settings.serviceAnnotations),
     spec: {
-      type: settings.serviceType ?? o.serviceType,
+      type: serviceType,
       selector: proxySelector(gw.metadata.name),
       ports: ports.map((p) => ({ name: p.name, protocol: p.protocol, port: p.port, targetPort: p.targetPort })),
+      ...(request.externalIPs.length > 0 ? { externalIPs: request.externalIPs } : {}),
+      ...(request.clusterIP ? { clusterIP: request.clusterIP } : {}),
     },
   };
   return {

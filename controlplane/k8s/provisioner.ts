@@ -184,7 +184,14 @@ export function driftPatch(kind: OwnedKind, current: KubeObject, desired: KubeOb
           annotations: removals(current, desired, 'annotations', currentTemplate),
         }
       : { labels: {}, annotations: {} };
+  // External IPs weft requested for addresses the Gateway no longer has: a merge patch removes them with null.
+  const staleExternalIPs =
+    kind === 'Service' &&
+    record(desiredBody.spec).externalIPs === undefined &&
+    Array.isArray(record(current.spec).externalIPs) &&
+    (record(current.spec).externalIPs as unknown[]).length > 0;
   const drifted =
+    staleExternalIPs ||
     !covers(cm.labels, dmeta.labels) ||
     !covers(cm.annotations, dmeta.annotations) ||
     !ownerRefs.every((r) => currentRefs.some((c) => covers(c, r))) ||
@@ -216,6 +223,7 @@ export function driftPatch(kind: OwnedKind, current: KubeObject, desired: KubeOb
   }
   if (kind === 'Service') {
     const spec = record(patch.spec);
+    if (staleExternalIPs) spec.externalIPs = null;
     const currentPorts = (Array.isArray(record(current.spec).ports) ? record(current.spec).ports : []) as Obj[];
     if (spec.type !== 'ClusterIP')
       for (const p of (spec.ports ?? []) as Obj[]) {
@@ -224,6 +232,13 @@ export function driftPatch(kind: OwnedKind, current: KubeObject, desired: KubeOb
       }
   }
   return patch;
+}
+
+/** Whether a Service must be made again to get the cluster IP weft asks for (the field cannot change). */
+function clusterIPChange(current: KubeObject, desired: KubeObject): boolean {
+  const wanted = record(desired.spec).clusterIP;
+  const has = record(current.spec).clusterIP;
+  return desired.kind === 'Service' && typeof wanted === 'string' && typeof has === 'string' && has !== wanted;
 }
 
 export class GatewayProvisioner {
@@ -514,6 +529,18 @@ export class GatewayProvisioner {
       return;
     }
     this.#foreignLogged.delete(objectKey);
+    if (clusterIPChange(current, desired)) {
+      // spec.clusterIP is immutable: a Service asked for another static address is made again.
+      // A failed create (the old one not gone yet) is retried after a backoff like any other failure.
+      await this.#delete(k, d.namespace, name, current);
+      await this.#client.create(k, k.version, d.namespace, desired);
+      this.#stats.creates++;
+      this.#log.info(
+        { event: 'provision.replaced', gateway: d.key, kind: k.kind, name },
+        `${k.kind} ${d.namespace}/${name} made again: Gateway ${d.key} asks for cluster IP ${String(record(desired.spec).clusterIP)}`,
+      );
+      return;
+    }
     const patch = driftPatch(k.kind, current, desired);
     if (!patch) return;
     await this.#client.patch(k, k.version, d.namespace, name, patch, 'merge');
@@ -533,19 +560,26 @@ export class GatewayProvisioner {
     for (const k of [...OWNED].reverse()) {
       const current = await this.#read(k, namespace, name);
       if (!current || !controlledBy(current, gateway) || ownerGateway(current) === undefined) continue;
-      try {
-        // The uid precondition: never delete a same-named object made after this read.
-        await this.#client.request('DELETE', resourcePath(k, k.version, namespace, name), {
-          body: { preconditions: { uid: meta(current).uid } },
-        });
-        this.#stats.deletes++;
+      if (await this.#delete(k, namespace, name, current))
         this.#log.info(
           { event: 'provision.deleted', gateway: key, kind: k.kind, name },
           `${k.kind} ${namespace}/${name} deleted: Gateway ${key} is gone or no longer weft's`,
         );
-      } catch (e) {
-        if (!isNotFound(e) && !isConflict(e)) throw e;
-      }
+    }
+  }
+
+  /** Deletes `current` (false when it was gone or replaced already). */
+  async #delete(k: KindRef, namespace: string, name: string, current: KubeObject): Promise<boolean> {
+    try {
+      // The uid precondition: never delete a same-named object made after this read.
+      await this.#client.request('DELETE', resourcePath(k, k.version, namespace, name), {
+        body: { preconditions: { uid: meta(current).uid } },
+      });
+      this.#stats.deletes++;
+      return true;
+    } catch (e) {
+      if (!isNotFound(e) && !isConflict(e)) throw e;
+      return false;
     }
   }
 }

@@ -303,6 +303,7 @@ const SCHEMAS: Record<ResourceKind, z.ZodType> = {
         .optional(),
       clusterIP: str.optional(),
       clusterIPs: z.array(str).optional(),
+      externalIPs: z.array(str).optional(),
       externalName: str.optional(),
     }).optional(),
   }),

@@ -262,6 +262,8 @@ export interface Service {
     ports?: ServicePort[];
     clusterIP?: string;
     clusterIPs?: string[];
+    /** Addresses outside the cluster the Service's ports answer on (kube-proxy routes them). */
+    externalIPs?: string[];
     externalName?: string;
   };
   status?: { loadBalancer?: { ingress?: { ip?: string; hostname?: string }[] } };

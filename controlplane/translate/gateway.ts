@@ -79,6 +79,8 @@ export function gatewayClassStatus(
 
 export interface GatewayOptions {
   usableAddresses?: string[];
+  /** Where a static address counts as bound (TranslateOptions.gatewayAddresses). Default `pool`. */
+  addressesFrom?: 'pool' | 'service';
 }
 
 /** Validates a Gateway and its listeners; route attachment fills in `attachedRoutes` afterwards. */
@@ -136,23 +138,29 @@ export function buildGateway(snapshot: ResourceSnapshot, gw: Gateway, opts: Gate
   }
   if (!accepted && specAddresses.length > 0) {
     const fixed = specAddresses.filter((a) => a.value);
-    const unusable = fixed.filter((a) => !addressUsable(a.value, opts.usableAddresses));
-    if (unusable.length > 0)
-      programmedProblem = cond(
-        'Programmed',
-        false,
-        Reason.AddressNotUsable,
-        `address ${unusable.map((a) => a.value).join(', ')} cannot be assigned`,
-        gen,
-      );
-    else {
-      state.addresses = fixed.map((a) => ({ type: a.type ?? 'IPAddress', value: a.value }));
+    const wanted = specAddresses.length - fixed.length;
+    if (opts.addressesFrom === 'service') {
+      const r = serviceBoundAddresses(snapshot, gw, opts.usableAddresses);
+      state.addresses = r.bound;
+      programmedProblem = r.problem && cond('Programmed', false, r.problem.reason, r.problem.message, gen);
+    } else {
+      const unusable = fixed.filter((a) => !addressUsable(a.value, opts.usableAddresses));
+      if (unusable.length > 0)
+        programmedProblem = cond(
+          'Programmed',
+          false,
+          Reason.AddressNotUsable,
+          `address ${unusable.map((a) => a.value).join(', ')} cannot be assigned`,
+          gen,
+        );
+      else state.addresses = fixed.map((a) => ({ type: a.type ?? 'IPAddress', value: a.value }));
+    }
+    if (!programmedProblem && wanted > 0) {
       // "When a value is unspecified, an implementation SHOULD automatically assign an address matching the
       // requested type if possible": each empty entry takes one of the provisioned Service's IP addresses.
       const spare = provisionedAddresses(snapshot, gw).filter(
         (p) => p.type === 'IPAddress' && !state.addresses.some((a) => a.value === p.value),
       );
-      const wanted = specAddresses.length - fixed.length;
       state.addresses.push(...spare.slice(0, wanted));
       if (spare.length < wanted)
         programmedProblem = cond(
@@ -455,6 +463,79 @@ function provisionedAddresses(snapshot: ResourceSnapshot, gw: Gateway): { type: 
   if (out.length === 0 && svc.spec.clusterIP && svc.spec.clusterIP !== 'None')
     out.push({ type: 'IPAddress', value: svc.spec.clusterIP });
   return out;
+}
+
+/** What a provisioned Gateway Service requests for the Gateway's static addresses (serviceAddressRequest). */
+export interface ServiceAddressRequest {
+  /** LoadBalancer and NodePort Services: `spec.externalIPs`. */
+  externalIPs: string[];
+  /** ClusterIP Services: `spec.clusterIP` (one address; a Service has one cluster IP per family). */
+  clusterIP?: string;
+  /** Static addresses no Service of this type can carry, each with why. */
+  unusable: { value: string; why: string }[];
+}
+
+/**
+ * The Gateway's static IPAddress values as its provisioned Service requests them, as Envoy Gateway does: external
+ * IPs of a LoadBalancer or NodePort Service, the cluster IP of a ClusterIP one. Addresses outside `pool` (when
+ * given), and the second and later ones of a ClusterIP Service, can never be used. Entries without a value, and
+ * types other than IPAddress, are not requests (the translator assigns or refuses those).
+ */
+export function serviceAddressRequest(gw: Gateway, serviceType: string, pool?: string[]): ServiceAddressRequest {
+  const out: ServiceAddressRequest = { externalIPs: [], unusable: [] };
+  for (const a of gw.spec.addresses ?? []) {
+    if ((a.type ?? 'IPAddress') !== 'IPAddress' || !a.value || !isIP(a.value)) continue;
+    if (!addressUsable(a.value, pool)) out.unusable.push({ value: a.value, why: 'not among the usable addresses' });
+    else if (serviceType !== 'ClusterIP') out.externalIPs.push(a.value);
+    else if (out.clusterIP === undefined) out.clusterIP = a.value;
+    else out.unusable.push({ value: a.value, why: `a ClusterIP Service has one cluster IP (${out.clusterIP})` });
+  }
+  return out;
+}
+
+/**
+ * In a cluster: the static addresses the Gateway's provisioned Service carries (an external IP, the cluster IP or a
+ * load-balancer ingress IP), and why the rest are not bound: never usable (AddressNotUsable), or requested and not
+ * there yet (AddressNotAssigned: no Service yet, the API server refused the request, or it is being applied).
+ */
+function serviceBoundAddresses(
+  snapshot: ResourceSnapshot,
+  gw: Gateway,
+  pool: string[] | undefined,
+): { bound: { type: string; value: string }[]; problem?: { reason: string; message: string } } {
+  const ns = gw.metadata.namespace ?? 'default';
+  const name = `${ns}/${gatewayServiceName(gw.metadata.name)}`;
+  const svc = snapshot.get('Service', name);
+  const type = svc?.spec.type ?? 'LoadBalancer';
+  const req = serviceAddressRequest(gw, type, pool);
+  const carried = new Set<string>([
+    ...(svc?.spec.externalIPs ?? []),
+    ...(svc?.spec.clusterIP ? [svc.spec.clusterIP] : []),
+    ...(svc?.spec.clusterIPs ?? []),
+    ...(svc?.status?.loadBalancer?.ingress ?? []).flatMap((i) => (i.ip ? [i.ip] : [])),
+  ]);
+  const requested = [...req.externalIPs, ...(req.clusterIP ? [req.clusterIP] : [])];
+  const bound = requested.filter((v) => carried.has(v)).map((value) => ({ type: 'IPAddress', value }));
+  if (req.unusable.length > 0)
+    return {
+      bound,
+      problem: {
+        reason: Reason.AddressNotUsable,
+        message: req.unusable.map((u) => `address ${u.value} cannot be used: ${u.why}`).join('; '),
+      },
+    };
+  const missing = requested.filter((v) => !carried.has(v));
+  if (missing.length === 0) return { bound };
+  const where = type === 'ClusterIP' ? 'spec.clusterIP' : 'spec.externalIPs';
+  return {
+    bound,
+    problem: {
+      reason: Reason.AddressNotAssigned,
+      message: svc
+        ? `address ${missing.join(', ')} is requested in Service ${name} ${where} but not assigned yet`
+        : `address ${missing.join(', ')} not assigned yet: Service ${name} does not exist yet`,
+    },
+  };
 }
 
 function addressUsable(value: string, pool: string[] | undefined): boolean {

@@ -130,7 +130,10 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions 
       });
       continue;
     }
-    const state = buildGateway(snapshot, gw, { usableAddresses: options.usableAddresses });
+    const state = buildGateway(snapshot, gw, {
+      usableAddresses: options.usableAddresses,
+      addressesFrom: options.gatewayAddresses ?? 'pool',
+    });
     ctx.gateways.set(key, state);
     for (const l of state.listeners) ctx.listenerEntries.set(l.key, []);
   }

@@ -23,6 +23,12 @@ export interface TranslateOptions {
    * `IPAddress` is usable. Hostname addresses are not supported.
    */
   usableAddresses?: string[];
+  /**
+   * When a usable static address counts as bound: `pool` (weft local: its edge proxy listens on it) or `service`
+   * (a cluster: once the provisioned Service `<gw>-weft` carries it as an external IP, cluster IP or load-balancer
+   * ingress; until then Programmed=False AddressNotAssigned). Default `pool`.
+   */
+  gatewayAddresses?: 'pool' | 'service';
 }
 
 export interface ConditionOut extends Omit<Condition, 'lastTransitionTime'> {
