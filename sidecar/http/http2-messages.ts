@@ -2,9 +2,16 @@
 // the listeners' one request path serves both (RFC 9113 §8.3.1: an intermediary turns
 // `:authority` into Host). A request's headers never include pseudo-headers, so nothing the
 // proxy forwards can carry one; a response drops the connection-specific fields HTTP/2 forbids
-// (§8.2.2) instead of failing on them, and a `Connection: close` becomes a GOAWAY.
+// (§8.2.2) instead of failing on them. `Connection: close` has nothing to do there: a stream
+// ends on its own, and a draining listener sends GOAWAY (http2-server.ts).
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import { Http2ServerRequest, Http2ServerResponse, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import {
+  constants,
+  Http2ServerRequest,
+  Http2ServerResponse,
+  type OutgoingHttpHeaders,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import type { ReadableOptions } from 'node:stream';
 import { ProxyError, ProxyErrorCode } from '../errors.ts';
 import { type RequestLimits, requestProblem } from './hygiene.ts';
@@ -89,20 +96,10 @@ export class Http2Request extends Http2ServerRequest {
   }
 }
 
-/** Whether a Connection value asks to close the connection. */
-function asksClose(value: number | string | readonly string[]): boolean {
-  const v = Array.isArray(value) ? value.join(',') : String(value);
-  return v.toLowerCase().includes('close');
-}
-
+/** An HTTP/2 response that takes what the listeners write to an HTTP/1.1 one. */
 export class Http2Response extends Http2ServerResponse<Http2Request> {
   override setHeader(name: string, value: number | string | readonly string[]): this {
-    const lower = name.toLowerCase();
-    if (CONNECTION_SPECIFIC.has(lower)) {
-      if (lower === 'connection' && asksClose(value)) this.goAway();
-      return this;
-    }
-    super.setHeader(name, value);
+    if (!CONNECTION_SPECIFIC.has(name.toLowerCase())) super.setHeader(name, value);
     return this;
   }
 
@@ -122,22 +119,24 @@ export class Http2Response extends Http2ServerResponse<Http2Request> {
     if (headers === undefined || Array.isArray(headers)) return super.writeHead(statusCode, headers);
     let kept: OutgoingHttpHeaders | undefined;
     for (const name in headers as OutgoingHttpHeaders) {
-      const lower = name.toLowerCase();
-      if (!CONNECTION_SPECIFIC.has(lower)) continue;
+      if (!CONNECTION_SPECIFIC.has(name.toLowerCase())) continue;
       kept ??= { ...(headers as OutgoingHttpHeaders) };
-      const value = kept[name];
-      if (lower === 'connection' && value !== undefined && asksClose(value)) this.goAway();
       delete kept[name];
     }
     return super.writeHead(statusCode, kept ?? (headers as OutgoingHttpHeaders));
   }
-
-  /** HTTP/1.1's `Connection: close`: no new streams on this connection; those under way finish. */
-  private goAway(): void {
-    const session = this.stream.session;
-    if (session !== undefined && !session.closed && !session.destroyed) session.close();
-  }
 }
+
+// node:http2 reports a response finished once its stream is gone, even when the client reset it
+// before the end: the exchange would take a client that left for one that got its answer, and
+// leave the backend request running. Finished here means ended by the proxy and not reset in error.
+Object.defineProperty(Http2Response.prototype, 'writableFinished', {
+  get(this: Http2Response): boolean {
+    const stream = this.stream;
+    const code = stream.rstCode;
+    return this.writableEnded && stream.writableFinished && (code === undefined || code === constants.NGHTTP2_NO_ERROR);
+  },
+});
 
 export interface Http2RequestLimits extends RequestLimits {
   /** Most header octets; more → 431 (HTTP/1.1's maxHeaderSize). */

@@ -45,17 +45,15 @@ export function applyHttp2Limits(server: Server, limits: ServerLimits): void {
 }
 
 /**
- * Times out a request whose body has not all arrived after `ms` (HTTP/1.1's requestTimeout):
- * 408 if nothing was answered yet, the stream reset otherwise.
+ * Times out a request whose body has not all arrived after `ms`, as HTTP/1.1's requestTimeout
+ * does: 408 written on the stream itself (not through the response, which stays unfinished so
+ * the exchange under way is aborted like one whose client left), then the stream reset.
  */
-function bodyDeadline(req: Http2Request, res: Http2Response, ms: number): void {
+function bodyDeadline(req: Http2Request, ms: number): void {
   const stream = req.stream;
   const timer = setTimeout(() => {
     if (req.readableEnded || stream.destroyed) return;
-    if (!res.headersSent) {
-      res.writeHead(408, { 'content-length': '0' });
-      res.end();
-    }
+    if (!stream.headersSent) stream.respond({ ':status': 408, 'content-length': '0' }, { endStream: true });
     stream.close(constants.NGHTTP2_CANCEL);
   }, ms);
   timer.unref();
@@ -82,11 +80,11 @@ export function attachHttp2(server: Server, tls: boolean, limits: ServerLimits, 
     });
   };
   const onRequest = (req: Http2Request, res: Http2Response) => {
-    if (!req.stream.endAfterHeaders) bodyDeadline(req, res, limits.requestTimeoutMs);
+    if (!req.stream.endAfterHeaders) bodyDeadline(req, limits.requestTimeoutMs);
     handlers.request(req as unknown as IncomingMessage, res as unknown as ServerResponse);
   };
   const onCheckContinue = (req: Http2Request, res: Http2Response) => {
-    if (!req.stream.endAfterHeaders) bodyDeadline(req, res, limits.requestTimeoutMs);
+    if (!req.stream.endAfterHeaders) bodyDeadline(req, limits.requestTimeoutMs);
     handlers.checkContinue(req as unknown as IncomingMessage, res as unknown as ServerResponse);
   };
   type Server2 = Http2Server<typeof IncomingMessage, typeof ServerResponse, typeof Http2Request, typeof Http2Response>;

@@ -1,7 +1,9 @@
 // Cleartext HTTP/2 with prior knowledge on a Gateway's plain listener, beside HTTP/1.1 on the
 // same port: the same routing, filters, metrics and error answers; pseudo-headers never reach a
 // backend; malformed HTTP/2 requests are refused before routing; drains send GOAWAY.
-import { connect as netConnect } from 'node:net';
+import { createServer } from 'node:http';
+import { constants } from 'node:http2';
+import { type AddressInfo, connect as netConnect } from 'node:net';
 import test from 'ava';
 import { type EchoServer, startEchoServer } from '../helpers/echo-server.ts';
 import { parseExposition, sampleValue } from '../helpers/prometheus.ts';
@@ -284,6 +286,64 @@ test('a connection that sends nothing, or half a preface, is closed at the heade
     });
     t.true(closed, JSON.stringify(first));
   }
+});
+
+test('a client that resets its stream has the backend request cut, as one that closes its connection', async (t) => {
+  const slow = await startEchoServer({ pod: 'slow' });
+  const own = await startTestProxy(
+    edgeConfig({ clusters: { 'ns/slow': cluster('ns/slow', slow) }, routes: [route({ backends: to('ns/slow') })] }),
+  );
+  t.teardown(() => Promise.all([own.close(), slow.close()]));
+  const session = await openSession({ port: own.port });
+  t.teardown(() => session.close());
+  const stream = session.request({ ':path': '/leaving', ':authority': 'example.com', 'x-echo-delay-ms': '5000' });
+  stream.on('error', () => {});
+  stream.end();
+  await slow.waitForRequests(1);
+  stream.close(constants.NGHTTP2_CANCEL);
+  await slow.waitForAborts(1);
+  t.is(slow.aborted[0]?.path, '/leaving');
+});
+
+test('a request body that does not all arrive in time gets 408, and the exchange with the backend is cut', async (t) => {
+  let backendSawClose!: () => void;
+  const closed = new Promise<void>((resolve) => {
+    backendSawClose = resolve;
+  });
+  // A backend that reads the body and never answers: only the proxy's deadline can end the request.
+  const backend = createServer((req) => {
+    req.resume();
+    req.socket.once('close', () => backendSawClose());
+  });
+  await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+  const own = await startTestProxy(
+    edgeConfig({
+      clusters: {
+        'ns/slow': {
+          service: 'ns/slow',
+          port: 80,
+          endpoints: [{ address: '127.0.0.1', port: (backend.address() as AddressInfo).port }],
+        },
+      },
+      routes: [route({ backends: to('ns/slow') })],
+    }),
+    { limits: { requestTimeoutMs: 300, headersTimeoutMs: 300 } },
+  );
+  t.teardown(async () => {
+    await own.close();
+    backend.closeAllConnections();
+    backend.close();
+  });
+  const session = await openSession({ port: own.port });
+  t.teardown(() => session.destroy());
+  const status = await new Promise<number>((resolve, reject) => {
+    const stream = session.request({ ':method': 'POST', ':path': '/upload', ':authority': 'example.com' });
+    stream.on('response', (h) => resolve(Number(h[':status'])));
+    stream.on('error', reject);
+    stream.write('part of a body that never ends');
+  });
+  t.is(status, 408);
+  await closed;
 });
 
 test('a drain tells HTTP/2 clients GOAWAY and finishes without cutting them', async (t) => {
