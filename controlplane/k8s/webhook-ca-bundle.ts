@@ -55,6 +55,8 @@ export class WebhookCaBundle implements Runner {
   #offLeader: (() => void) | undefined;
   /** The object as last seen (list or watch). */
   #last: Configuration | undefined;
+  /** Counts what the list and watch showed: a read or write answered after a newer event must not replace it. */
+  #seenCount = 0;
   #writing: Promise<void> = Promise.resolve();
   #writes = 0;
   #failedWrites = 0;
@@ -165,6 +167,7 @@ export class WebhookCaBundle implements Runner {
   }
 
   #seen(obj: Configuration | undefined): void {
+    this.#seenCount++;
     this.#last = obj;
     if (!obj) {
       if (!this.#missingLogged) {
@@ -202,14 +205,18 @@ export class WebhookCaBundle implements Runner {
           clientConfig: { ...w.clientConfig, caBundle: this.#bundle },
         })),
       };
+      const before = this.#seenCount;
       try {
-        this.#last = await this.#o.client.replace<Configuration>(
+        const written = await this.#o.client.replace<Configuration>(
           MUTATING_WEBHOOK_CONFIGURATIONS,
           'v1',
           undefined,
           this.#config,
           next,
         );
+        // The watch may have shown a newer object (an edit that emptied the bundle again) while this write was
+        // answered: that one stays, so the write it queued still sees it stale.
+        if (this.#seenCount === before) this.#last = written;
         this.#writes++;
         this.#failedWrites = 0;
         this.#log.info(
@@ -234,9 +241,12 @@ export class WebhookCaBundle implements Runner {
           clearTimeout(this.#retry);
           this.#retry = setTimeout(() => {
             this.#retry = undefined;
+            const before = this.#seenCount;
             void this.#o.client.get<Configuration>(MUTATING_WEBHOOK_CONFIGURATIONS, 'v1', undefined, this.#config).then(
-              (fresh) => this.#seen(fresh),
-              (e: unknown) => (isNotFound(e) ? this.#seen(undefined) : this.#reconcile(this.#last ?? {})),
+              // An event seen meanwhile is newer than this read and was reconciled itself.
+              (fresh) => (this.#seenCount === before ? this.#seen(fresh) : undefined),
+              (e: unknown) =>
+                isNotFound(e) && this.#seenCount === before ? this.#seen(undefined) : this.#reconcile(this.#last ?? {}),
             );
           }, delay);
           return;
@@ -244,7 +254,7 @@ export class WebhookCaBundle implements Runner {
         obj = await this.#o.client
           .get<Configuration>(MUTATING_WEBHOOK_CONFIGURATIONS, 'v1', undefined, this.#config)
           .catch(() => undefined);
-        this.#last = obj;
+        if (this.#seenCount === before) this.#last = obj;
       }
     }
   }
