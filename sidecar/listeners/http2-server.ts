@@ -114,12 +114,19 @@ export function attachHttp2(server: Server, tls: boolean, limits: ServerLimits, 
     h2 = make(l);
   });
 
+  const toHttp2 = (socket: Socket) => {
+    // node:http(s) accepts half-open connections; an HTTP/2 session only learns that its client
+    // left when the socket closes, so a client's FIN must close it (else streams and the backend
+    // requests behind them outlive the client).
+    socket.allowHalfOpen = false;
+    h2.emit('connection', socket);
+  };
   if (tls) {
     // node:https parses HTTP/1.1 from 'secureConnection'; ALPN has chosen the protocol by then.
     const [http1] = server.listeners('secureConnection') as ((socket: TLSSocket) => void)[];
     server.removeListener('secureConnection', http1);
     server.on('secureConnection', (socket: TLSSocket) => {
-      if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
+      if (socket.alpnProtocol === 'h2') toHttp2(socket);
       else http1.call(server, socket);
     });
   } else {
@@ -129,7 +136,7 @@ export function attachHttp2(server: Server, tls: boolean, limits: ServerLimits, 
       'connection',
       prefaceSniffer(() => limits.headersTimeoutMs, {
         // node:http2 reads the bytes already taken off the socket before any new ones.
-        http2: (socket) => h2.emit('connection', socket),
+        http2: toHttp2,
         http1: (socket, first) => {
           // The HTTP/1.1 parser now reads the socket's handle itself; the bytes already taken off
           // it go to the parser first, through its 'data' listener, before any new ones arrive.

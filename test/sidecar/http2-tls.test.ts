@@ -184,3 +184,25 @@ test('a Host no listener serves is 404 whatever the SNI when no listener takes e
   t.is(unknown.status, 404);
   t.is(unknown.headers['x-weft-error'], 'WEFT_ERR_NO_ROUTE');
 });
+
+test('a client that closes its TLS connection mid-request has the backend request cut', async (t) => {
+  const slow = await startEchoServer({ pod: 'slow' });
+  const own = await startTestProxy(
+    edgeConfig({
+      protocol: 'HTTPS',
+      clusters: { 'ns/slow': cluster('ns/slow', slow) },
+      hosts: [{ listener: 'ns/gw/https', routeTable: 'rt', certificates: ['ns/cert'] }],
+      routes: [route({ backends: to('ns/slow') })],
+      tlsCertificates: { 'ns/cert': selfSigned('example.org') },
+    }),
+  );
+  t.teardown(() => Promise.all([own.close(), slow.close()]));
+  const session = await openSession({ port: own.port, servername: 'example.org' });
+  const stream = session.request({ ':path': '/leaving', ':authority': 'example.org', 'x-echo-delay-ms': '5000' });
+  stream.on('error', () => {});
+  stream.end();
+  await slow.waitForRequests(1);
+  session.destroy();
+  await slow.waitForAborts(1);
+  t.is(slow.aborted[0]?.path, '/leaving');
+});

@@ -288,22 +288,25 @@ test('a connection that sends nothing, or half a preface, is closed at the heade
   }
 });
 
-test('a client that resets its stream has the backend request cut, as one that closes its connection', async (t) => {
-  const slow = await startEchoServer({ pod: 'slow' });
-  const own = await startTestProxy(
-    edgeConfig({ clusters: { 'ns/slow': cluster('ns/slow', slow) }, routes: [route({ backends: to('ns/slow') })] }),
-  );
-  t.teardown(() => Promise.all([own.close(), slow.close()]));
-  const session = await openSession({ port: own.port });
-  t.teardown(() => session.close());
-  const stream = session.request({ ':path': '/leaving', ':authority': 'example.com', 'x-echo-delay-ms': '5000' });
-  stream.on('error', () => {});
-  stream.end();
-  await slow.waitForRequests(1);
-  stream.close(constants.NGHTTP2_CANCEL);
-  await slow.waitForAborts(1);
-  t.is(slow.aborted[0]?.path, '/leaving');
-});
+for (const how of ['resets its stream', 'closes its connection'] as const) {
+  test(`a client that ${how} mid-request has the backend request cut`, async (t) => {
+    const slow = await startEchoServer({ pod: 'slow' });
+    const own = await startTestProxy(
+      edgeConfig({ clusters: { 'ns/slow': cluster('ns/slow', slow) }, routes: [route({ backends: to('ns/slow') })] }),
+    );
+    t.teardown(() => Promise.all([own.close(), slow.close()]));
+    const session = await openSession({ port: own.port });
+    t.teardown(() => session.destroy());
+    const stream = session.request({ ':path': '/leaving', ':authority': 'example.com', 'x-echo-delay-ms': '5000' });
+    stream.on('error', () => {});
+    stream.end();
+    await slow.waitForRequests(1);
+    if (how === 'resets its stream') stream.close(constants.NGHTTP2_CANCEL);
+    else session.destroy();
+    await slow.waitForAborts(1);
+    t.is(slow.aborted[0]?.path, '/leaving');
+  });
+}
 
 test('a request body that does not all arrive in time gets 408, and the exchange with the backend is cut', async (t) => {
   let backendSawClose!: () => void;
