@@ -6,6 +6,7 @@ import { constants } from 'node:http2';
 import { type AddressInfo, connect as netConnect } from 'node:net';
 import test from 'ava';
 import { type EchoServer, startEchoServer } from '../helpers/echo-server.ts';
+import { OtlpReceiver, type ReceivedSpan, SPAN_KIND_SERVER } from '../helpers/otlp-receiver.ts';
 import { parseExposition, sampleValue } from '../helpers/prometheus.ts';
 import {
   BASE_FIELDS,
@@ -138,6 +139,29 @@ test('HTTP/2 requests are counted under their route like HTTP/1.1 ones', async (
   const text = await (await fetch(`http://127.0.0.1:${p.adminPort}/metrics`)).text();
   const { samples } = parseExposition(text);
   t.true((sampleValue(samples, 'weft_proxy_requests_total', { route: 'ns/direct', code_class: '2xx' }) ?? 0) >= 3);
+});
+
+test('HTTP/2 requests are traced like HTTP/1.1 ones: the parent continued, the hop a span', async (t) => {
+  const receiver = await OtlpReceiver.start();
+  const own = await startTestProxy(
+    edgeConfig({
+      clusters: { 'ns/a': cluster('ns/a', a) },
+      routes: [route({ route: 'ns/traced', backends: to('ns/a') })],
+    }),
+    { tracing: { endpoint: receiver.url, scheduledDelayMs: 50 } },
+  );
+  t.teardown(() => Promise.all([own.close(), receiver.close()]));
+  const traceId = '0af7651916cd43dd8448eb211c80319c';
+  const r = await once({ port: own.port }, { ':path': '/traced', traceparent: `00-${traceId}-b7ad6b7169203331-01` });
+  t.is(r.status, 200);
+  t.regex(JSON.parse(r.body).headers.traceparent, new RegExp(`^00-${traceId}-`));
+  let server: ReceivedSpan | undefined;
+  await receiver.waitFor((spans) => {
+    server = spans.find((s) => s.traceId === traceId && s.kind === SPAN_KIND_SERVER);
+    return server !== undefined;
+  });
+  t.is(server?.attributes['network.protocol.version'], '2.0');
+  t.is(server?.attributes['weft.route'], 'ns/traced');
 });
 
 test('HTTP/1.1 and HTTP/2 share the port, one connection of each at the same time', async (t) => {
