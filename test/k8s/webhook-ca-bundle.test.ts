@@ -1,6 +1,8 @@
 // WebhookCaBundle alone against the test API server: a configuration installed after it started is waited for, a
-// dropped watch or a failed write does not leave a wrong bundle behind, and a follower writes only once it leads.
+// dropped watch, a failed write or an edit shown while a write is answered does not leave a wrong bundle behind, and a
+// follower writes only once it leads.
 import anyTest, { type TestFn } from 'ava';
+import type { KubeClient } from '../../controlplane/k8s/client.ts';
 import type { Leadership } from '../../controlplane/k8s/status-writer.ts';
 import { WebhookCaBundle } from '../../controlplane/k8s/webhook-ca-bundle.ts';
 import type { Obj } from './api-server.ts';
@@ -21,9 +23,13 @@ test.afterEach.always(async (t) => {
   await t.context.c?.close();
 });
 
-function keeper(t: { context: { c: Cluster; logs: CapturedLogs; keeper?: WebhookCaBundle } }, leader?: Leadership) {
+function keeper(
+  t: { context: { c: Cluster; logs: CapturedLogs; keeper?: WebhookCaBundle } },
+  leader?: Leadership,
+  client = t.context.c.client,
+) {
   const k = new WebhookCaBundle({
-    client: t.context.c.client,
+    client,
     caBundlePem: PEM,
     backoff: { initialMs: 20, maxMs: 100 },
     logger: t.context.logs.logger,
@@ -74,4 +80,32 @@ test('a follower does not write; it does once it leads', async (t) => {
   await eventually(() => bundles(c)[0] === BUNDLE, 'written once leading');
   await eventually(() => k.writes === 1, 'the keeper saw its write');
   t.is(c.server.count({ verb: 'update', resource: 'mutatingwebhookconfigurations' }), 1);
+});
+
+test('an edit the watch shows while a write is being answered is written back too', async (t) => {
+  const { c } = t.context;
+  c.server.put(INJECTOR_CONFIGURATION);
+  // The real client, but the first write's answer is held until the watch has shown the written object and then a
+  // newer edit that empties the bundle again (a `helm upgrade` at that moment).
+  let held = false;
+  const replace: KubeClient['replace'] = async (...args) => {
+    const written = await c.client.replace(...args);
+    if (!held) {
+      held = true;
+      await eventually(() => k.inSync, 'the watch showed the write');
+      c.server.put(INJECTOR_CONFIGURATION);
+      await eventually(() => !k.inSync, 'the watch showed the edit');
+    }
+    return written as never;
+  };
+  const client = new Proxy(c.client, {
+    get: (target, key) => {
+      if (key === 'replace') return replace;
+      const v = Reflect.get(target, key, target);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+  const k = keeper(t, undefined, client);
+  await eventually(() => held && bundles(c)[0] === BUNDLE && k.inSync, 'the edit written back');
+  t.is(k.writes, 2);
 });
