@@ -37,13 +37,18 @@ interface Answer {
   body: string;
 }
 
-/** A GET over `agent` (or a fresh connection), with the socket it used. */
+/** A GET over `agent` (or a fresh connection), with the socket it used and when its response head arrived. */
 function get(port: number, path: string, headers: Record<string, string> = {}, agent?: Agent) {
   let socket: Socket | undefined;
+  let headed!: (headers: IncomingHttpHeaders) => void;
+  const head = new Promise<IncomingHttpHeaders>((resolve) => {
+    headed = resolve;
+  });
   const answer = new Promise<Answer>((resolve, reject) => {
     const req = httpRequest(
       { host: '127.0.0.1', port, path, headers: { host: 'example.com', ...headers }, agent: agent ?? false },
       (res) => {
+        headed(res.headers);
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () =>
@@ -58,7 +63,7 @@ function get(port: number, path: string, headers: Record<string, string> = {}, a
     req.on('error', reject);
     req.end();
   });
-  return { answer, socket: () => socket };
+  return { answer, head, socket: () => socket };
 }
 
 async function freePort(): Promise<number> {
@@ -154,7 +159,10 @@ test('drain closes idle keep-alive connections, to clients and to upstreams, wit
   const idleSocket = idle.socket()!;
   const idleClosed = once(idleSocket, 'close');
   const streaming = get(p.port, '/stream', {}, agent2);
-  while (streamRes === undefined) await sleep(10);
+  // Its head must have left the proxy before the drain starts (the backend having written its own is not enough):
+  // a head written while draining says `Connection: close`.
+  t.is((await streaming.head).connection, 'keep-alive');
+  if (streamRes === undefined) throw new Error('the backend has not seen /stream');
   t.not(streaming.socket(), idleSocket);
   t.true((await connections()) >= 1);
 
