@@ -88,6 +88,7 @@ test('an edit the watch shows while a write is being answered is written back to
   // The real client, but the first write's answer is held until the watch has shown the written object and then a
   // newer edit that empties the bundle again (a `helm upgrade` at that moment).
   let held = false;
+  let released = false;
   const replace: KubeClient['replace'] = async (...args) => {
     const written = await c.client.replace(...args);
     if (!held) {
@@ -95,6 +96,7 @@ test('an edit the watch shows while a write is being answered is written back to
       await eventually(() => k.inSync, 'the watch showed the write');
       c.server.put(INJECTOR_CONFIGURATION);
       await eventually(() => !k.inSync, 'the watch showed the edit');
+      released = true;
     }
     return written as never;
   };
@@ -106,6 +108,6 @@ test('an edit the watch shows while a write is being answered is written back to
     },
   });
   const k = keeper(t, undefined, client);
-  await eventually(() => held && bundles(c)[0] === BUNDLE && k.inSync, 'the edit written back');
-  t.is(k.writes, 2);
+  await eventually(() => released && bundles(c)[0] === BUNDLE && k.writes === 2, 'the edit written back');
+  t.true(k.inSync);
 });
