@@ -64,7 +64,21 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`--profile must be one of ${PROFILES.join(', ')}\n`);
     return 2;
   }
-  let files: CaseFile[] = loadCaseFiles(dir);
+  // Bad input (a missing directory, an unreadable case or known-failures file) is a usage error with its cause, not
+  // a stack trace; a directory without a single case file would otherwise "pass" with 0 tests.
+  let files: CaseFile[];
+  let known: KnownFailures;
+  try {
+    files = loadCaseFiles(dir);
+    known = args['known-failures'] ? (JSON.parse(await readFile(args['known-failures'], 'utf8')) as KnownFailures) : {};
+  } catch (e) {
+    process.stderr.write(`conformance: ${(e as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (files.length === 0) {
+    process.stderr.write(`conformance: no case files in ${path.join(dir, 'cases')}/*/\n`);
+    return 2;
+  }
   if (profile) files = files.filter((f) => inProfile(f, profile));
   else files = files.filter((f) => PROFILES.some((p) => inProfile(f, p)));
   if (args.test?.length) {
@@ -75,9 +89,6 @@ export async function main(argv: string[]): Promise<number> {
     }
     files = files.filter((f) => args.test!.includes(f.test));
   }
-  const known: KnownFailures = args['known-failures']
-    ? (JSON.parse(await readFile(args['known-failures'], 'utf8')) as KnownFailures)
-    : {};
   const root0 = process.getuid?.() === 0;
   const started = Date.now();
   const out = (s: string) => process.stdout.write(`${s}\n`);
