@@ -5,12 +5,12 @@
 // when run alone: node bench/proxy-lookup.ts [routes]).
 import { EndpointRegistry } from '../sidecar/upstream/endpoint-state.ts';
 import { compileConfig } from '../sidecar/compiled-config.ts';
-import type { ProxyConfigInput } from '../sidecar/config/proxy-config.ts';
 import { parseProxyConfig } from '../sidecar/config/validate.ts';
 import type { RequestFacts } from '../sidecar/router/request-facts.ts';
 import type { CompiledRouteTable } from '../sidecar/router/route-table.ts';
 import { reportFailures, tell } from './lib/child.ts';
-import { generatedTable, type Probe, probesFor, ROUTES_PER_FAMILY, type Shape } from './lib/routes.ts';
+import { edgeManyRoutes } from './lib/configs.ts';
+import { type Probe, probesFor, ROUTES_PER_FAMILY, type Shape } from './lib/routes.ts';
 
 const RUNS = 7;
 const LOOKUPS_PER_RUN = 300_000;
@@ -37,27 +37,15 @@ interface Lookup {
 }
 
 function compileTable(shape: Shape, routes: number): { table: CompiledRouteTable; ms: number; hosts: number } {
-  const { table, clusters } = generatedTable(shape, routes);
-  const input: ProxyConfigInput = {
-    apiVersion: 'weft.dev/v1alpha1',
-    proxy: { id: 'edge:bench/gw', mode: 'edge', namespace: 'bench', name: 'gw' },
-    trust: { trustDomain: 'cluster.local' },
-    listeners: [
-      {
-        kind: 'gateway',
-        name: 'bench/gw/http',
-        port: 8080,
-        protocol: 'HTTP',
-        hosts: [{ listener: 'bench/gw/http', routeTable: 'rt' }],
-      },
-    ],
-    routeTables: { rt: table },
-    clusters,
-  };
+  const input = edgeManyRoutes(8080, routes, shape);
   const config = parseProxyConfig(input);
   const started = performance.now();
-  const compiled = compileConfig(config, new EndpointRegistry()).routeTables.get('rt')!;
-  return { table: compiled, ms: performance.now() - started, hosts: table.virtualHosts.length };
+  const compiled = compileConfig(config, new EndpointRegistry()).routeTables.get('bench/gw/http')!;
+  return {
+    table: compiled,
+    ms: performance.now() - started,
+    hosts: input.routeTables['bench/gw/http'].virtualHosts.length,
+  };
 }
 
 /** Deterministic shuffle (xorshift), so every run probes in the same order. */

@@ -2,7 +2,7 @@
 // route to the backend (the forwarding bench), and the same listener with generated routes
 // over many hosts and clusters (the idle-RSS bench: it serves no traffic).
 import type { ProxyConfigInput } from '../../sidecar/config/proxy-config.ts';
-import { generatedTable } from './routes.ts';
+import { generatedTable, type Shape } from './routes.ts';
 
 export const BACKEND_CLUSTER = 'bench/backend';
 
@@ -24,40 +24,44 @@ function edgeBase(listenPort: number): Omit<ProxyConfigInput, 'routeTables' | 'c
   };
 }
 
+/** The route table every forwarding bench uses: one route (PathPrefix `/`) to the backend. */
+function toBackend(): ProxyConfigInput['routeTables'][string] {
+  return {
+    virtualHosts: [
+      {
+        domains: ['*'],
+        routes: [
+          {
+            route: 'bench/backend',
+            rule: 0,
+            match: { path: { type: 'PathPrefix', value: '/' } },
+            backends: [{ cluster: BACKEND_CLUSTER, weight: 1 }],
+          },
+        ],
+      },
+    ],
+  };
+}
+
+/** The backend cluster of one endpoint. */
+function backendCluster(
+  endpoint: ProxyConfigInput['clusters'][string]['endpoints'][number],
+): ProxyConfigInput['clusters'] {
+  return { [BACKEND_CLUSTER]: { service: BACKEND_CLUSTER, port: 80, endpoints: [endpoint] } };
+}
+
 /** One listener, one route (PathPrefix `/`) to the backend. */
 export function edgeOneRoute(listenPort: number, backendPort: number): ProxyConfigInput {
   return {
     ...edgeBase(listenPort),
-    routeTables: {
-      'bench/gw/http': {
-        virtualHosts: [
-          {
-            domains: ['*'],
-            routes: [
-              {
-                route: 'bench/backend',
-                rule: 0,
-                match: { path: { type: 'PathPrefix', value: '/' } },
-                backends: [{ cluster: BACKEND_CLUSTER, weight: 1 }],
-              },
-            ],
-          },
-        ],
-      },
-    },
-    clusters: {
-      [BACKEND_CLUSTER]: {
-        service: BACKEND_CLUSTER,
-        port: 80,
-        endpoints: [{ address: '127.0.0.1', port: backendPort }],
-      },
-    },
+    routeTables: { 'bench/gw/http': toBackend() },
+    clusters: backendCluster({ address: '127.0.0.1', port: backendPort }),
   };
 }
 
-/** `routes` generated routes over routes/10 virtual hosts and routes/5 clusters of 3 endpoints. */
-export function edgeManyRoutes(listenPort: number, routes: number): ProxyConfigInput {
-  const { table, clusters } = generatedTable('many-hosts', routes);
+/** `routes` generated routes of the given shape (default: over routes/10 virtual hosts), clusters of 3 endpoints. */
+export function edgeManyRoutes(listenPort: number, routes: number, shape: Shape = 'many-hosts'): ProxyConfigInput {
+  const { table, clusters } = generatedTable(shape, routes);
   return { ...edgeBase(listenPort), routeTables: { 'bench/gw/http': table }, clusters };
 }
 
@@ -89,30 +93,8 @@ export function clientSidecar(outboundPort: number, meshPort: number, appPort: n
         ],
       },
     ],
-    routeTables: {
-      'bench/backend:80': {
-        virtualHosts: [
-          {
-            domains: ['*'],
-            routes: [
-              {
-                route: 'bench/backend',
-                rule: 0,
-                match: { path: { type: 'PathPrefix', value: '/' } },
-                backends: [{ cluster: BACKEND_CLUSTER, weight: 1 }],
-              },
-            ],
-          },
-        ],
-      },
-    },
-    clusters: {
-      [BACKEND_CLUSTER]: {
-        service: BACKEND_CLUSTER,
-        port: 80,
-        endpoints: [{ address: '127.0.0.1', port: appPort, meshPort, identity: peer, pod: 'bench/backend-0' }],
-      },
-    },
+    routeTables: { 'bench/backend:80': toBackend() },
+    clusters: backendCluster({ address: '127.0.0.1', port: appPort, meshPort, identity: peer, pod: 'bench/backend-0' }),
   };
 }
 
