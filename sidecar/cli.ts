@@ -148,6 +148,25 @@ export async function runProxyCli(argv: readonly string[]): Promise<ProxyCliHand
   if (opts.accessLogSampleRatio !== undefined && opts.accessLog !== true) {
     usageError('--access-log-sample-ratio goes with --access-log');
   }
+  // A flag whose partner is missing would be parsed and then do nothing: say so instead.
+  const given = (name: string) => program.getOptionValueSource(name) === 'cli';
+  const needs = (partner: string, on: boolean, flags: [string, string][]) => {
+    for (const [key, flag] of flags) if (!on && given(key)) usageError(`${flag} goes with ${partner}`);
+  };
+  needs('--otlp-endpoint', opts.otlpEndpoint !== undefined, [
+    ['traceSampleRatio', '--trace-sample-ratio'],
+    ['traceServiceName', '--trace-service-name'],
+  ]);
+  needs('--push', opts.push !== undefined, [
+    ['pushServerName', '--push-server-name'],
+    ['proxyId', '--proxy-id'],
+  ]);
+  needs('--ca-url', opts.caUrl !== undefined, [
+    ['caServerName', '--ca-server-name'],
+    ['tokenFile', '--token-file'],
+    ['trustDomain', '--trust-domain'],
+    ['serviceAccount', '--service-account'],
+  ]);
   if (opts.caUrl !== undefined && (opts.cert !== undefined || opts.key !== undefined)) {
     usageError('--ca-url and --cert/--key are mutually exclusive: the certificate comes from one');
   }

@@ -235,3 +235,15 @@ test('runProxyCli starts the proxy on a config file', async (t) => {
   t.is((await admin(cli.proxy.addresses.admin.port, '/ready')).status, 200);
   await t.throwsAsync(runProxyCli(['--mode', 'both', '--config', file]));
 });
+
+test('a flag without the flag it goes with is a usage error, not silently ignored', async (t) => {
+  const usage = (args: string[]) => runProxyCli(['--mode', 'edge', '--config', 'x.yaml', ...args]);
+  await t.throwsAsync(usage(['--trace-sample-ratio', '0.5']), { message: /--trace-sample-ratio goes with --otlp/ });
+  await t.throwsAsync(usage(['--trace-service-name', 'x']), { message: /--trace-service-name goes with --otlp/ });
+  await t.throwsAsync(usage(['--proxy-id', 'edge:ns/gw']), { message: /--proxy-id goes with --push/ });
+  await t.throwsAsync(usage(['--push-server-name', 'cp']), { message: /--push-server-name goes with --push/ });
+  await t.throwsAsync(usage(['--trust-domain', 'example.org']), { message: /--trust-domain goes with --ca-url/ });
+  await t.throwsAsync(usage(['--token-file', 't']), { message: /--token-file goes with --ca-url/ });
+  await t.throwsAsync(usage(['--service-account', 'sa']), { message: /--service-account goes with --ca-url/ });
+  await t.throwsAsync(usage(['--ca-server-name', 'ca']), { message: /--ca-server-name goes with --ca-url/ });
+});
