@@ -1,6 +1,6 @@
 // Parsers of option values shared by the weft subcommands (commander's argParser): a bad value is a usage error
 // (exit 2) that names what was expected.
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Option } from 'commander';
 
 /** A TCP port, 0 (any free port) included. */
 export function port(value: string): number {
@@ -24,4 +24,13 @@ export function ratio(value: string): number {
   if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1)
     throw new InvalidArgumentError('not a number in 0..1');
   return n;
+}
+
+/**
+ * `option` stored under `name`: commander camel-cases `--root-ca-configmap` as `rootCaConfigmap`, and a command whose
+ * options say `rootCaConfigMap` would silently never see the flag.
+ */
+export function camelCaseAttribute(option: Option, name: string): Option {
+  option.attributeName = () => name;
+  return option;
 }

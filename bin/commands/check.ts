@@ -5,6 +5,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { CheckResult } from '../../controlplane/check/result.ts';
 import { CHECK_DEFAULTS } from '../../controlplane/check/run.ts';
 import { CliError } from '../errors.ts';
+import { camelCaseAttribute } from '../options.ts';
 
 export interface CheckCommandOptions {
   namespace: string;
@@ -70,7 +71,14 @@ export function checkCommand(): Command {
     .option('--kubeconfig <file>', 'kubeconfig to use (default: $KUBECONFIG or ~/.kube/config, else in-cluster)')
     .option('--context <name>', 'kubeconfig context to use (default: the current one)')
     .option('--ca-secret <name>', 'Secret holding the mesh CA', CHECK_DEFAULTS.caSecret)
-    .option('--root-ca-configmap <name>', 'ConfigMap the root CA is published as', CHECK_DEFAULTS.rootCaConfigMap)
+    .addOption(
+      camelCaseAttribute(
+        new Option('--root-ca-configmap <name>', 'ConfigMap the root CA is published as').default(
+          CHECK_DEFAULTS.rootCaConfigMap,
+        ),
+        'rootCaConfigMap',
+      ),
+    )
     .option('--service <name>', "the control plane's Service", CHECK_DEFAULTS.service)
     .option('--deployment <name>', "the control plane's Deployment (default: --service)")
     .option(

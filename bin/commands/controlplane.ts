@@ -7,7 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { parseDuration } from '../../controlplane/translate/duration.ts';
 import type { InjectSettings, InjectSettingsInput } from '../../injector/index.ts';
 import { CliError } from '../errors.ts';
-import { httpUrl, port, ratio } from '../options.ts';
+import { camelCaseAttribute, httpUrl, port, ratio } from '../options.ts';
 
 export interface ControlPlaneCommandOptions {
   namespace: string;
@@ -52,9 +52,7 @@ function rootCaConfigMapOption(): Option {
   )
     .argParser(dnsLabel('ConfigMap'))
     .default('weft-root-ca');
-  // commander would store it as `rootCaConfigmap`; the options (and the chart's test) say rootCaConfigMap.
-  o.attributeName = () => 'rootCaConfigMap';
-  return o;
+  return camelCaseAttribute(o, 'rootCaConfigMap');
 }
 
 export function controlplaneCommand(version: string): Command {

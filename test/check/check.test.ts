@@ -388,6 +388,13 @@ test('weft check: exit 0 on a healthy cluster, exit 1 with ✗ and fix lines on 
     NAMES.map((n) => [n, n === 'Gateway API CRDs' ? 'fail' : n === 'webhook reachable' ? 'skip' : 'ok']),
   );
 
+  // The flag reaches the check (commander alone would have stored it as rootCaConfigmap, and the default won).
+  const otherMap = await run(['--kubeconfig', file, '--root-ca-configmap', 'mesh-roots', '-o', 'json']);
+  t.like(
+    (JSON.parse(otherMap.stdout) as { checks: CheckResult[] }).checks.find((r) => r.name === 'root CA ConfigMaps'),
+    { status: 'fail', message: 'ConfigMap mesh-roots missing in shop (injected pods there cannot start)' },
+  );
+
   const noContext = await run(['--kubeconfig', file, '--context', 'elsewhere']);
   t.is(noContext.code, 1);
   t.regex(noContext.stdout, /^✗ Kubernetes API: no usable kubeconfig: the kubeconfig has no context "elsewhere"\n/);
