@@ -24,7 +24,7 @@ import { reportFailures, tell } from './lib/child.ts';
 reportFailures();
 const { values } = parseArgs({
   options: {
-    engine: { type: 'string', default: 'undici' },
+    engine: { type: 'string', default: 'node-http' }, // sidecar/proxy.ts's default, what the CLI runs
     config: { type: 'string' },
     cert: { type: 'string' },
     key: { type: 'string' },
@@ -36,7 +36,7 @@ const engines: Record<string, () => Forwarder> = {
   'node-http': () => new NodeHttpForwarder(),
   'http-proxy-3': () => new HttpProxy3Forwarder(),
 };
-const make = engines[values.engine ?? 'undici'];
+const make = engines[values.engine ?? 'node-http'];
 if (!make || !values.config) throw new Error(`usage: --engine ${Object.keys(engines).join('|')} --config FILE`);
 const file = values.config;
 const log = pino({ name: 'weft-proxy', level: 'warn' });
