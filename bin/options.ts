@@ -34,3 +34,11 @@ export function camelCaseAttribute(option: Option, name: string): Option {
   option.attributeName = () => name;
   return option;
 }
+
+/** A name `valid` accepts (a Kubernetes name rule, a trust domain); `what` says in the error what was expected. */
+export const named =
+  (what: string, valid: (value: string) => boolean) =>
+  (value: string): string => {
+    if (!valid(value)) throw new InvalidArgumentError(`not a ${what}`);
+    return value;
+  };

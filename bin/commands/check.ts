@@ -2,10 +2,11 @@
 // `✓ name: what was found`, `‼ name: …` (a warning), `✗ name: what is wrong` with an indented `fix:` line, or
 // `- name: skipped …`; exit 1 when any check fails. `-o json` prints the same results as JSON.
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { isNamespaceName, isServiceAccountName } from '../../controlplane/certs/identity.ts';
 import type { CheckResult } from '../../controlplane/check/result.ts';
 import { CHECK_DEFAULTS } from '../../controlplane/check/run.ts';
 import { CliError } from '../errors.ts';
-import { camelCaseAttribute } from '../options.ts';
+import { camelCaseAttribute, httpUrl, named } from '../options.ts';
 
 export interface CheckCommandOptions {
   namespace: string;
@@ -31,13 +32,11 @@ function seconds(value: string): number {
   return n;
 }
 
-function url(value: string): string {
-  try {
-    const u = new URL(value);
-    if (u.protocol === 'http:' || u.protocol === 'https:') return value;
-  } catch {}
-  throw new InvalidArgumentError('not an http(s) URL');
-}
+// Names go into API paths: a namespace or Service name is an RFC 1123 label, the other objects' names RFC 1123
+// subdomains (the rule ServiceAccount names follow).
+const namespaceName = named('namespace name', isNamespaceName);
+const serviceName = named('Service name', isNamespaceName);
+const objectName = (what: string) => named(`${what} name`, isServiceAccountName);
 
 /** The text `weft check` prints: one line per check, a `fix:` line under each warning and failure, a summary. */
 export function formatChecks(results: readonly CheckResult[]): string {
@@ -67,35 +66,36 @@ export function checkCommand(): Command {
         'and the proxies connected to the control plane. Prints one line per check and a fix for each problem; ' +
         'exits 1 when a check fails (warnings do not).',
     )
-    .option('-n, --namespace <ns>', "the control plane's namespace", CHECK_DEFAULTS.namespace)
+    .option('-n, --namespace <ns>', "the control plane's namespace", namespaceName, CHECK_DEFAULTS.namespace)
     .option('--kubeconfig <file>', 'kubeconfig to use (default: $KUBECONFIG or ~/.kube/config, else in-cluster)')
     .option('--context <name>', 'kubeconfig context to use (default: the current one)')
-    .option('--ca-secret <name>', 'Secret holding the mesh CA', CHECK_DEFAULTS.caSecret)
+    .option('--ca-secret <name>', 'Secret holding the mesh CA', objectName('Secret'), CHECK_DEFAULTS.caSecret)
     .addOption(
       camelCaseAttribute(
-        new Option('--root-ca-configmap <name>', 'ConfigMap the root CA is published as').default(
-          CHECK_DEFAULTS.rootCaConfigMap,
-        ),
+        new Option('--root-ca-configmap <name>', 'ConfigMap the root CA is published as')
+          .argParser(objectName('ConfigMap'))
+          .default(CHECK_DEFAULTS.rootCaConfigMap),
         'rootCaConfigMap',
       ),
     )
-    .option('--service <name>', "the control plane's Service", CHECK_DEFAULTS.service)
-    .option('--deployment <name>', "the control plane's Deployment (default: --service)")
+    .option('--service <name>', "the control plane's Service", serviceName, CHECK_DEFAULTS.service)
+    .option('--deployment <name>', "the control plane's Deployment (default: --service)", objectName('Deployment'))
     .option(
       '--webhook-configuration <name>',
       'the injector’s MutatingWebhookConfiguration',
+      objectName('MutatingWebhookConfiguration'),
       CHECK_DEFAULTS.webhookConfiguration,
     )
-    .option('--gateway-class <name>', "weft's GatewayClass", CHECK_DEFAULTS.gatewayClass)
+    .option('--gateway-class <name>', "weft's GatewayClass", objectName('GatewayClass'), CHECK_DEFAULTS.gatewayClass)
     .option(
       '--admin-url <url>',
       "the control plane's admin URL, e.g. after kubectl port-forward (default: through the API server)",
-      url,
+      httpUrl,
     )
     .option(
       '--webhook-url <url>',
       'reach the webhook here, e.g. https://127.0.0.1:9443 after kubectl port-forward',
-      url,
+      httpUrl,
     )
     .option('--timeout-seconds <s>', 'how long each request, connection or handshake may take', seconds, 10)
     .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))

@@ -4,10 +4,11 @@
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
+import { isNamespaceName, isServiceAccountName, isTrustDomain } from '../../controlplane/certs/identity.ts';
 import { parseDuration } from '../../controlplane/translate/duration.ts';
 import type { InjectSettings, InjectSettingsInput } from '../../injector/index.ts';
 import { CliError } from '../errors.ts';
-import { camelCaseAttribute, httpUrl, port, ratio } from '../options.ts';
+import { camelCaseAttribute, httpUrl, named, port, ratio } from '../options.ts';
 
 export interface ControlPlaneCommandOptions {
   namespace: string;
@@ -40,10 +41,9 @@ function certTtl(value: string): number {
   return ms;
 }
 
-const dnsLabel = (what: string) => (value: string) => {
-  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(value)) throw new InvalidArgumentError(`not a ${what} name`);
-  return value;
-};
+// The control plane's own namespace, Secret, ConfigMap and Service: RFC 1123 labels. (A MutatingWebhookConfiguration
+// is an RFC 1123 subdomain, the rule ServiceAccount names follow.)
+const dnsLabel = (what: string) => named(`${what} name`, isNamespaceName);
 
 function rootCaConfigMapOption(): Option {
   const o = new Option(
@@ -72,7 +72,12 @@ export function controlplaneCommand(version: string): Command {
         .argParser(dnsLabel('namespace')),
     )
     .option('--kubeconfig <file>', 'kubeconfig to use (default: in-cluster, else $KUBECONFIG or ~/.kube/config)')
-    .option('--trust-domain <domain>', 'SPIFFE trust domain of workload identities', 'cluster.local')
+    .option(
+      '--trust-domain <domain>',
+      'SPIFFE trust domain of workload identities',
+      named('trust domain (lowercase letters, digits, ".", "_" and "-")', isTrustDomain),
+      'cluster.local',
+    )
     .addOption(
       new Option('--cert-ttl <duration>', 'lifetime of workload certificates (1m..168h)')
         .default(24 * 3_600_000, '24h')
@@ -98,6 +103,7 @@ export function controlplaneCommand(version: string): Command {
     .option(
       '--webhook-configuration <name>',
       'MutatingWebhookConfiguration whose caBundle is kept equal to the root CA',
+      named('MutatingWebhookConfiguration name', isServiceAccountName),
       'weft-injector',
     )
     .option(

@@ -399,3 +399,17 @@ test('weft check: exit 0 on a healthy cluster, exit 1 with ✗ and fix lines on 
   t.is(noContext.code, 1);
   t.regex(noContext.stdout, /^✗ Kubernetes API: no usable kubeconfig: the kubeconfig has no context "elsewhere"\n/);
 });
+
+test('weft check: a bad flag value is a usage error (exit 2) naming what was expected, before any request', async (t) => {
+  for (const [args, message] of [
+    [['--namespace', 'Weft_System'], /argument 'Weft_System' is invalid\. not a namespace name/],
+    [['--ca-secret', 'a/b'], /argument 'a\/b' is invalid\. not a Secret name/],
+    [['--admin-url', 'ftp://x'], /not an http\(s\) URL/],
+    [['--timeout-seconds', '0'], /not a whole number of seconds/],
+  ] as const) {
+    const r = await run(['--kubeconfig', '/nonexistent', ...args]);
+    t.is(r.code, 2, r.stderr);
+    t.regex(r.stderr, message);
+    t.is(r.stdout, '', 'no check ran');
+  }
+});

@@ -8,6 +8,7 @@ import {
 } from '../../bin/commands/controlplane.ts';
 import { controlPlaneAddresses, serviceDnsNames, supportsNativeSidecars } from '../../controlplane/k8s/cluster.ts';
 import { injectSettings } from '../../injector/index.ts';
+import { runWeft } from '../helpers/run-weft.ts';
 
 test('native sidecars from /version: 1.29 and later, cloud suffixes like "29+" included', (t) => {
   const cases: [{ major?: string; minor?: string } | undefined, boolean][] = [
@@ -189,4 +190,20 @@ test('every flag lands in the option the command reads, with the defaults the ch
     ),
     every,
   );
+});
+
+test('a bad flag value is refused before anything starts, naming what was expected', async (t) => {
+  for (const [args, message] of [
+    [['--trust-domain', 'Example Org'], /not a trust domain/],
+    [['--webhook-configuration', 'Hooks_1'], /not a MutatingWebhookConfiguration name/],
+    [['--namespace', 'Mesh'], /not a namespace name/],
+    [['--cert-ttl', '10s'], /between 1m and 168h/],
+    [['--push-port', '70000'], /not a port number/],
+  ] as const) {
+    const err = await t.throwsAsync(parse([...args]), { code: 'commander.invalidArgument' });
+    t.regex(err!.message, message, args.join(' '));
+  }
+  const run = await runWeft(['controlplane', '--trust-domain', 'a b']);
+  t.is(run.code, 2, run.stderr);
+  t.regex(run.stderr, /--trust-domain <domain>' argument 'a b' is invalid\. not a trust domain/);
 });
