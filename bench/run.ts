@@ -10,7 +10,7 @@
 // routes (bench/proxy-lookup.ts), and a CPU profile of the default engine under load. Prints
 // tables and writes the "## Proxy" section of docs/performance.md (other sections are kept).
 // Usage: node bench/run.ts [--quick]   (--quick: short phases, for trying the bench; no doc written)
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -30,6 +30,7 @@ import {
 import type { ConstantRateOptions, LatencySummary } from './lib/constant-rate.ts';
 import { machine, otherWork, waitForQuiet } from './lib/machine.ts';
 import { type RunningNginx, startNginx } from './lib/nginx.ts';
+import { writeDocSection } from './lib/doc.ts';
 import { summariseProfile } from './lib/profile.ts';
 import { type BenchReport, docSection, type MemoryResult, type TargetResult, terminalReport } from './lib/report.ts';
 import { type SaturationOptions, type SaturationResult, saturateAutocannon, saturateWrk } from './lib/saturation.ts';
@@ -309,30 +310,6 @@ async function profile(tools: Tools, pinning: Pinning, dir: string, backendPort:
   return { engine: DEFAULT_ENGINE, summary: summariseProfile(file, root), rps };
 }
 
-/** Replaces the "## Proxy" section of docs/performance.md, keeping every other section (the translator's). */
-function writeDoc(section: string): string {
-  const file = join(root, 'docs/performance.md');
-  let doc = existsSync(file)
-    ? readFileSync(file, 'utf8')
-    : '# Performance\n\nFigures measured by the benchmarks in bench/, each section written by its own script.\n';
-  const start = doc.search(/^## Proxy\s*$/m);
-  if (start >= 0) {
-    const rest = doc.slice(start + 1);
-    const next = rest.search(/^## /m);
-    const end = next < 0 ? doc.length : start + 1 + next;
-    doc = `${doc.slice(0, start)}${section.trimEnd()}\n${end < doc.length ? `\n${doc.slice(end)}` : ''}`;
-  } else {
-    // Before the translator's section, or at the end.
-    const translator = doc.search(/^## Translator\s*$/m);
-    doc =
-      translator >= 0
-        ? `${doc.slice(0, translator)}${section.trimEnd()}\n\n${doc.slice(translator)}`
-        : `${doc.trimEnd()}\n\n${section.trimEnd()}\n`;
-  }
-  writeFileSync(file, doc);
-  return file;
-}
-
 async function main(): Promise<void> {
   const pinning = detectPinning();
   const tools = ensureTools();
@@ -500,7 +477,7 @@ async function main(): Promise<void> {
     const preview = join(tmpdir(), 'weft-bench-proxy-section.md');
     writeFileSync(preview, docSection(report));
     process.stdout.write(`\n--quick: docs/performance.md left as it was; the section it would get is in ${preview}\n`);
-  } else process.stdout.write(`\nwritten to ${writeDoc(docSection(report))}\n`);
+  } else process.stdout.write(`\nwritten to ${writeDocSection('Proxy', docSection(report), 'Translator')}\n`);
 }
 
 main()

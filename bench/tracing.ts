@@ -7,21 +7,20 @@
 // in the same round; spans the sink received and the proxies' own export counters. With --write-doc the
 // "## Tracing" section of docs/performance.md is replaced (other sections are kept).
 //   node bench/tracing.ts [--rounds N] [--seconds S] [--connections C] [--quick] [--write-doc]
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { detectPinning, type NodeChild, type Pinning, spawnNode } from './lib/child.ts';
 import { edgeOneRoute } from './lib/configs.ts';
+import { writeDocSection } from './lib/doc.ts';
 import { loadavg } from 'node:os';
 import { machine, otherWork } from './lib/machine.ts';
 import { type SaturationOptions, type SaturationResult, saturateAutocannon, saturateWrk } from './lib/saturation.ts';
 import { ensureTools, type Tools } from './lib/tools.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, '..');
 const { values } = parseArgs({
   options: {
     rounds: { type: 'string' },
@@ -250,19 +249,6 @@ function section(o: {
   return `${lines.join('\n')}\n`;
 }
 
-function writeDoc(text: string): void {
-  const file = join(root, 'docs/performance.md');
-  let doc = existsSync(file) ? readFileSync(file, 'utf8') : '# Performance\n';
-  const start = doc.search(/^## Tracing\s*$/m);
-  if (start >= 0) {
-    const rest = doc.slice(start + 1);
-    const next = rest.search(/^## /m);
-    const end = next < 0 ? doc.length : start + 1 + next;
-    doc = `${doc.slice(0, start)}${text.trimEnd()}\n${end < doc.length ? `\n${doc.slice(end)}` : ''}`;
-  } else doc = `${doc.trimEnd()}\n\n${text.trimEnd()}\n`;
-  writeFileSync(file, doc);
-}
-
 // ---- run ----
 
 async function main(): Promise<void> {
@@ -355,7 +341,7 @@ async function main(): Promise<void> {
   const text = section({ variants, hot, sink, tools, pinning, load, seconds: (performance.now() - began) / 1000 });
   process.stdout.write(`\n${text}`);
   if (values['write-doc']) {
-    writeDoc(text);
+    writeDocSection('Tracing', text);
     log('docs/performance.md: "## Tracing" written');
   }
 }

@@ -4,7 +4,7 @@
 // Prints a table and writes it, with the machine, to docs/performance.md under "## Translator"
 // (other sections of that file are kept). Usage: node --expose-gc bench/translate.ts [routes...]
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,7 @@ import { ResourceSnapshot } from '../controlplane/resources/snapshot.ts';
 import { translate } from '../controlplane/translate/index.ts';
 import type { ProxyConfig, RouteTable } from '../sidecar/config/proxy-config.ts';
 import { validateProxyConfig } from '../sidecar/config/validate.ts';
+import { writeDocSection } from './lib/doc.ts';
 import { syntheticSnapshot } from './synthetic.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -205,24 +206,6 @@ ${table(rows)}
 `;
 }
 
-/** Replaces the "## Translator" section of docs/performance.md (up to the next "## "), keeping the rest. */
-function writeDoc(text: string): string {
-  const file = join(root, 'docs/performance.md');
-  let doc = existsSync(file)
-    ? readFileSync(file, 'utf8')
-    : '# Performance\n\nFigures measured by the benchmarks in bench/, each section written by its own script.\n';
-  const start = doc.search(/^## Translator\s*$/m);
-  if (start < 0) doc = `${doc.trimEnd()}\n\n${text}`;
-  else {
-    const rest = doc.slice(start + 1);
-    const next = rest.search(/^## /m);
-    const end = next < 0 ? doc.length : start + 1 + next;
-    doc = `${doc.slice(0, start)}${text}${end < doc.length ? `\n${doc.slice(end)}` : ''}`;
-  }
-  writeFileSync(file, doc);
-  return file;
-}
-
 const sizes = process.argv
   .slice(2)
   .map(Number)
@@ -236,4 +219,4 @@ for (const routes of sizes.length > 0 ? sizes : [1000, 10000]) {
   );
 }
 process.stdout.write(`${machine()}\n\n${table(rows)}\n`);
-if (sizes.length === 0) process.stdout.write(`\nwritten to ${writeDoc(section(rows))}\n`);
+if (sizes.length === 0) process.stdout.write(`\nwritten to ${writeDocSection('Translator', section(rows))}\n`);
