@@ -182,6 +182,25 @@ class CertFactory {
     execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   }
 
+  /** A certificate valid for a year, self-signed by `keyPath`, with the `[ext]` section of `cfg`. */
+  #selfSigned(keyPath: string, cfg: string, certPath: string): void {
+    this.#openssl([
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      keyPath,
+      '-config',
+      cfg,
+      '-extensions',
+      'ext',
+      '-days',
+      '365',
+      '-out',
+      certPath,
+    ]);
+  }
+
   /** generateCACert: a CA valid for a year. */
   ca(): Pem & { keyPath: string; certPath: string } {
     const key = this.#key();
@@ -194,21 +213,7 @@ class CertFactory {
       },
     );
     const certPath = join(this.#dir, `ca${this.#n++}.pem`);
-    this.#openssl([
-      'req',
-      '-x509',
-      '-new',
-      '-key',
-      key.path,
-      '-config',
-      cfg,
-      '-extensions',
-      'ext',
-      '-days',
-      '365',
-      '-out',
-      certPath,
-    ]);
+    this.#selfSigned(key.path, cfg, certPath);
     return { cert: readFileSync(certPath, 'utf8'), key: key.pem, keyPath: key.path, certPath };
   }
 
@@ -225,21 +230,7 @@ class CertFactory {
     const cfg = this.#config({ O: 'Acme Co', CN: 'default' }, ext);
     const certPath = join(this.#dir, `crt${this.#n++}.pem`);
     if (!ca) {
-      this.#openssl([
-        'req',
-        '-x509',
-        '-new',
-        '-key',
-        key.path,
-        '-config',
-        cfg,
-        '-extensions',
-        'ext',
-        '-days',
-        '365',
-        '-out',
-        certPath,
-      ]);
+      this.#selfSigned(key.path, cfg, certPath);
     } else {
       const csr = join(this.#dir, `csr${this.#n++}.pem`);
       this.#openssl(['req', '-new', '-key', key.path, '-config', cfg, '-out', csr]);
