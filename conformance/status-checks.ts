@@ -1,10 +1,11 @@
 // The Gateway API conformance suite's status checks (README §7 of ../shared/conformance, read from
 // conformance/utils/kubernetes/helpers.go), as a library. Checks read objects through a StatusSource, so the
-// same code judges the translator's output in-process (test/conformance/suite-setup.ts) and a live API server
+// same code judges the translator's output in-process (conformance/suite-setup.ts) and a live API server
 // (the conformance runner). Every check is one or more polled stages with the suite's own timeouts; a source that
 // is `settled` (nothing changes it but our own writes) is observed without waiting.
 
-export const GATEWAY_GROUP = 'gateway.networking.k8s.io';
+import { GATEWAY_GROUP, type ParentReference } from '../controlplane/resources/types.ts';
+
 /** Gateways the suite leaves out of NamespacesMustBeReady (helpers.go GatewayExcludedFromReadinessChecks). */
 export const SKIP_READINESS_ANNOTATION = 'gateway-api/skip-this-for-readiness';
 /** A condition `reason` of this value matches any reason. */
@@ -161,17 +162,8 @@ interface GatewayStatusView {
   listeners?: ListenerStatusView[];
 }
 
-interface ParentRefView {
-  group?: string;
-  kind?: string;
-  namespace?: string;
-  name: string;
-  sectionName?: string;
-  port?: number;
-}
-
 interface RouteParentStatusView {
-  parentRef: ParentRefView;
+  parentRef: ParentReference;
   controllerName: string;
   conditions?: KubeCondition[];
 }
@@ -208,7 +200,7 @@ function fmtExpected(c: ConditionExpectation): string {
   return `${c.type}=${c.status}${c.reason && c.reason !== ANY_REASON ? `/${c.reason}` : ''}`;
 }
 
-function fmtParentRef(p: ParentRefView): string {
+function fmtParentRef(p: ParentReference): string {
   const where = p.namespace ? `${p.namespace}/${p.name}` : p.name;
   const section = p.sectionName !== undefined ? `#${p.sectionName}` : '';
   const port = p.port !== undefined ? `:${p.port}` : '';
