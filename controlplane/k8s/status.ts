@@ -10,6 +10,7 @@
 // - lastTransitionTime: the current one when a condition of that type (same parent, same listener) exists with the
 //   same status; `now` when the condition is new or its status changed.
 import type { Condition } from '../resources/types.ts';
+import { canonicalJson as canonical } from '../runtime/canonical.ts';
 import type { ConditionOut, RouteParentStatusOut, StatusOut } from '../translate/types.ts';
 import type { KubeObject } from './client.ts';
 
@@ -18,19 +19,6 @@ type Obj = Record<string, unknown>;
 /** metav1.Time: RFC 3339 in UTC, whole seconds. */
 export function rfc3339(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (v && typeof v === 'object') {
-    const o = v as Obj;
-    return `{${Object.keys(o)
-      .filter((k) => o[k] !== undefined)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(v);
 }
 
 const asArray = <T>(v: unknown): T[] => (Array.isArray(v) ? (v as T[]) : []);

@@ -39,6 +39,7 @@ import {
 } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { canonicalJson as canonical } from '../../controlplane/runtime/canonical.ts';
 import { AdmissionError, mutatingAdmission, type ServiceResolver } from './admission.ts';
 import { jsonPatch, mergePatch, PatchError } from './patch.ts';
 import { apiVersionOf, groupResource, RESOURCE_TYPES, type ResourceType } from './resource-types.ts';
@@ -198,20 +199,6 @@ function metaOf(o: Obj): Meta {
   return o.metadata as Meta;
 }
 const keyOf = (namespace: string | undefined, name: string) => (namespace ? `${namespace}/${name}` : name);
-
-/** JSON with sorted keys: equality of objects regardless of key order. */
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (v && typeof v === 'object') {
-    const o = v as Obj;
-    return `{${Object.keys(o)
-      .filter((k) => o[k] !== undefined)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(v);
-}
 
 /** Everything but metadata and status: what a generation counts. */
 function specPart(o: Obj): string {
