@@ -442,6 +442,37 @@ test('probes are left alone with weft.dev/rewrite-app-probes: "false", a host of
   t.deepEqual(oddOut.spec.containers, odd.spec.containers);
 });
 
+test('probes the proxy could not send stay with kubelet; the others of the pod are still rewritten', (t) => {
+  const refused = pod((p) => {
+    p.spec.containers = [
+      app({
+        livenessProbe: { httpGet: { path: '/', port: 80, scheme: 'FTP' } },
+        readinessProbe: { httpGet: { path: '/', port: 80, httpHeaders: [{ name: 'bad header', value: '1' }] } },
+        startupProbe: { httpGet: { path: '/a b', port: 80 } },
+      }),
+    ];
+  });
+  const out = injectPod(refused, native());
+  t.deepEqual(out.spec.containers, refused.spec.containers);
+  t.false(APP_PROBES_ANNOTATION in (out.metadata?.annotations ?? {}));
+
+  const mixed = pod((p) => {
+    p.spec.containers = [
+      app({
+        livenessProbe: { httpGet: { path: '/', port: 80, scheme: 'FTP' } },
+        readinessProbe: { tcpSocket: { port: 80 } },
+      }),
+    ];
+  });
+  const mixedOut = injectPod(mixed, native());
+  const [web] = mixedOut.spec.containers;
+  t.deepEqual(web.livenessProbe, mixed.spec.containers[0].livenessProbe);
+  t.deepEqual(web.readinessProbe?.httpGet, { path: `/app-health/${web.name}/readyz`, port: 15020, scheme: 'HTTP' });
+  t.deepEqual(Object.keys(JSON.parse(mixedOut.metadata?.annotations?.[APP_PROBES_ANNOTATION] ?? '{}')), [
+    `/app-health/${web.name}/readyz`,
+  ]);
+});
+
 test("the user's own native sidecars get their probes rewritten too", (t) => {
   const input = pod((p) => {
     p.spec.initContainers = [
