@@ -38,6 +38,15 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
+/** What to list: `list` also takes a page's `continue` token; `listAll` pages by itself. */
+export interface ListOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  limit?: number;
+  signal?: AbortSignal;
+}
+
 export interface KubeClientOptions {
   /** Sent as User-Agent (the API server's audit log shows it). Default `weft-controlplane`. */
   userAgent?: string;
@@ -172,14 +181,7 @@ export class KubeClient {
   list<T = KubeObject>(
     info: KindInfo | ResourceRef,
     version: string,
-    options: {
-      namespace?: string;
-      labelSelector?: string;
-      fieldSelector?: string;
-      limit?: number;
-      continue?: string;
-      signal?: AbortSignal;
-    } = {},
+    options: ListOptions & { continue?: string } = {},
   ): Promise<KubeList<T>> {
     return this.request<KubeList<T>>('GET', resourcePath(info, version, options.namespace), {
       query: {
@@ -199,13 +201,7 @@ export class KubeClient {
   async listAll<T = KubeObject>(
     info: KindInfo | ResourceRef,
     version: string,
-    options: {
-      namespace?: string;
-      labelSelector?: string;
-      fieldSelector?: string;
-      limit?: number;
-      signal?: AbortSignal;
-    } = {},
+    options: ListOptions = {},
   ): Promise<KubeList<T>> {
     const limit = options.limit ?? 500;
     for (let attempt = 0; ; attempt++) {
