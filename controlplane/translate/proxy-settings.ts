@@ -68,10 +68,11 @@ export function proxySettingsProblems(ps: ProxySettings): string[] {
   const { resources, service } = ps.spec;
   for (const part of ['requests', 'limits'] as const) {
     for (const [name, q] of Object.entries(resources?.[part] ?? {})) {
+      const value = parseQuantity(q);
       if (!RESOURCE_NAME.test(name))
         problems.push(`resources.${part}: ${name} is not cpu, memory, ephemeral-storage or hugepages-<size>`);
-      else if (parseQuantity(q) === undefined) problems.push(`resources.${part}.${name}: ${q} is not a quantity`);
-      else if ((parseQuantity(q) ?? 0) < 0) problems.push(`resources.${part}.${name}: ${q} is negative`);
+      else if (value === undefined) problems.push(`resources.${part}.${name}: ${q} is not a quantity`);
+      else if (value < 0) problems.push(`resources.${part}.${name}: ${q} is negative`);
     }
   }
   for (const [name, limit] of Object.entries(resources?.limits ?? {})) {
