@@ -1,25 +1,14 @@
 // Lease-based leader election against the test API server, then two whole control planes sharing one cluster:
 // only the leader writes status, and when it dies the other takes over and writes what is pending.
-import anyTest, { type TestFn } from 'ava';
 import { KubeClient, kubeConfigFor } from '../../controlplane/k8s/client.ts';
 import { type KubernetesControlPlane, kubernetesControlPlane } from '../../controlplane/k8s/control-plane.ts';
 import { KIND_INFO } from '../../controlplane/k8s/kinds.ts';
 import { LeaderElector, type LeaseSpec } from '../../controlplane/k8s/leader.ts';
 import type { Condition } from '../../controlplane/resources/types.ts';
 import { Supervisor } from '../../controlplane/runtime/runner.ts';
-import { type CapturedLogs, type Cluster, captureLogs, eventually, startCluster } from './support.ts';
+import { type CapturedLogs, type Cluster, clusterTest, eventually } from './support.ts';
 
-const test = anyTest as TestFn<{ c: Cluster; logs: CapturedLogs; cleanup: (() => Promise<void>)[] }>;
-
-test.beforeEach(async (t) => {
-  t.context.c = await startCluster();
-  t.context.logs = captureLogs();
-  t.context.cleanup = [];
-});
-test.afterEach.always(async (t) => {
-  for (const f of t.context.cleanup.reverse()) await f();
-  await t.context.c.close();
-});
+const test = clusterTest();
 
 const TIMING = { leaseDurationMs: 1000, renewDeadlineMs: 600, retryPeriodMs: 100 };
 

@@ -6,7 +6,6 @@
 // drift comparison, merge patches and the objects themselves.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import anyTest, { type TestFn } from 'ava';
 import { parse } from 'yaml';
 import type { KubeObject } from '../../controlplane/k8s/client.ts';
 import { kubernetesControlPlane } from '../../controlplane/k8s/control-plane.ts';
@@ -24,19 +23,9 @@ import type { Gateway, GatewayClass, Resource } from '../../controlplane/resourc
 import { Supervisor } from '../../controlplane/runtime/runner.ts';
 import { parseQuantity } from '../../controlplane/translate/proxy-settings.ts';
 import type { Obj } from './api-server.ts';
-import { type CapturedLogs, type Cluster, captureLogs, eventually, startCluster } from './support.ts';
+import { type CapturedLogs, type Cluster, clusterTest, eventually } from './support.ts';
 
-const test = anyTest as TestFn<{ c: Cluster; logs: CapturedLogs; cleanup: (() => Promise<void>)[] }>;
-
-test.beforeEach(async (t) => {
-  t.context.c = await startCluster();
-  t.context.logs = captureLogs();
-  t.context.cleanup = [];
-});
-test.afterEach.always(async (t) => {
-  for (const f of t.context.cleanup.reverse()) await f();
-  await t.context.c.close();
-});
+const test = clusterTest();
 
 const IMAGE = 'registry.example/weft:test';
 const FAST = { backoff: { initialMs: 20, maxMs: 100 }, resyncMs: 0 };

@@ -3,25 +3,14 @@
 // ClusterIP one); the Gateway reports an address only once that Service carries it, with Programmed=False
 // AddressNotAssigned until then; an address that can never be used (outside the usable pool, a second cluster IP)
 // gets AddressNotUsable and is not requested.
-import anyTest, { type TestFn } from 'ava';
 import type { KubeObject } from '../../controlplane/k8s/client.ts';
 import { kubernetesControlPlane } from '../../controlplane/k8s/control-plane.ts';
 import { KIND_INFO } from '../../controlplane/k8s/kinds.ts';
 import { Supervisor } from '../../controlplane/runtime/runner.ts';
 import type { Obj } from './api-server.ts';
-import { type CapturedLogs, type Cluster, captureLogs, eventually, startCluster } from './support.ts';
+import { type CapturedLogs, type Cluster, clusterTest, eventually } from './support.ts';
 
-const test = anyTest as TestFn<{ c: Cluster; logs: CapturedLogs; cleanup: (() => Promise<void>)[] }>;
-
-test.beforeEach(async (t) => {
-  t.context.c = await startCluster();
-  t.context.logs = captureLogs();
-  t.context.cleanup = [];
-});
-test.afterEach.always(async (t) => {
-  for (const f of t.context.cleanup.reverse()) await f();
-  await t.context.c.close();
-});
+const test = clusterTest();
 
 const GW = KIND_INFO.get('Gateway')!;
 const SVC = KIND_INFO.get('Service')!;

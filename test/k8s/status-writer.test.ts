@@ -1,7 +1,6 @@
 // Status write-back: the merge rules (own route parents only, order-independent comparison, lastTransitionTime),
 // then the StatusWriter against the test API server — no write when unchanged, conflicts retried with a fresh
 // read, and the whole chain from a route applied through the API to its status, next to another controller's.
-import anyTest, { type TestFn } from 'ava';
 import type { KubeObject } from '../../controlplane/k8s/client.ts';
 import { KIND_INFO } from '../../controlplane/k8s/kinds.ts';
 import { KubernetesProvider } from '../../controlplane/k8s/provider.ts';
@@ -11,19 +10,9 @@ import type { Condition } from '../../controlplane/resources/types.ts';
 import { Pipeline } from '../../controlplane/runtime/pipeline.ts';
 import { Supervisor } from '../../controlplane/runtime/runner.ts';
 import type { GatewayStatusOut, RouteStatusOut } from '../../controlplane/translate/types.ts';
-import { type CapturedLogs, type Cluster, captureLogs, eventually, startCluster } from './support.ts';
+import { type Cluster, clusterTest, eventually } from './support.ts';
 
-const test = anyTest as TestFn<{ c: Cluster; logs: CapturedLogs; cleanup: (() => Promise<void>)[] }>;
-
-test.beforeEach(async (t) => {
-  t.context.c = await startCluster();
-  t.context.logs = captureLogs();
-  t.context.cleanup = [];
-});
-test.afterEach.always(async (t) => {
-  for (const f of t.context.cleanup.reverse()) await f();
-  await t.context.c.close();
-});
+const test = clusterTest();
 
 const WEFT = 'weft.dev/gateway-controller';
 const OTHER = 'example.com/other-controller';

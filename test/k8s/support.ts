@@ -1,6 +1,7 @@
 // Shared pieces of the tests under test/k8s: a started test API server with a client for it, captured logs,
 // waiting for a condition, and loading manifests onto the server the way `kubectl apply` would.
 import { Writable } from 'node:stream';
+import anyTest, { type TestFn } from 'ava';
 import { type Logger, pino } from 'pino';
 import { KubeClient, kubeConfigFor } from '../../controlplane/k8s/client.ts';
 import { KIND_INFO } from '../../controlplane/k8s/kinds.ts';
@@ -29,6 +30,28 @@ export async function startCluster(options: TestApiServerOptions = {}): Promise<
       await server.close();
     },
   };
+}
+
+export interface ClusterContext {
+  c: Cluster;
+  logs: CapturedLogs;
+  /** Run after the test, last added first, before the cluster closes. */
+  cleanup: (() => Promise<void>)[];
+}
+
+/** ava's `test` with a fresh cluster and captured logs for each test, and its cleanups run when the test ends. */
+export function clusterTest(): TestFn<ClusterContext> {
+  const test = anyTest as TestFn<ClusterContext>;
+  test.beforeEach(async (t) => {
+    t.context.c = await startCluster();
+    t.context.logs = captureLogs();
+    t.context.cleanup = [];
+  });
+  test.afterEach.always(async (t) => {
+    for (const f of t.context.cleanup.reverse()) await f();
+    await t.context.c.close();
+  });
+  return test;
 }
 
 export interface CapturedLogs {
