@@ -307,7 +307,6 @@ export class ProxyMetrics {
   /** reason → status → sample. */
   readonly #localReplies = new Map<string, Map<number, CountedSample>>();
   readonly #connectErrors = new Map<string, CountedSample>();
-  readonly #clusterLabels = new WeakMap<object, RouteLabels>();
   readonly #configVersion: Gauge<'version'>;
   readonly #configUpdates: Counter<'result'>;
   readonly #configRejections: Counter<'reason'>;
@@ -421,16 +420,6 @@ export class ProxyMetrics {
       this.#series.set(key, s);
     }
     return s;
-  }
-
-  /** Labels for plans that carry none (inbound, mesh): no route, the cluster as backend. */
-  clusterLabels(cluster: { readonly key: string }): RouteLabels {
-    let l = this.#clusterLabels.get(cluster);
-    if (l === undefined) {
-      l = new RouteLabels(NONE, NONE, cluster.key);
-      this.#clusterLabels.set(cluster, l);
-    }
-    return l;
   }
 
   /** An error answer the proxy gave itself; `reason` is its WEFT_ERR code. */

@@ -8,6 +8,7 @@ import { ProxyError, ProxyErrorCode } from '../errors.ts';
 import type { HeaderMap } from '../filters/header-modifier.ts';
 import type { ExchangePlan } from '../http/exchange.ts';
 import { upstreamRequestHeaders } from '../http/hygiene.ts';
+import { NONE, RouteLabels } from '../metrics.ts';
 import { parseTarget } from '../http/request-target.ts';
 import { normalizePath } from '../router/path.ts';
 import type { CompiledCluster } from '../upstream/cluster.ts';
@@ -26,17 +27,29 @@ export interface CompiledInboundListener {
 
 export function compileInboundListener(l: InboundListener, registry: EndpointRegistry): CompiledInboundListener {
   const first = l.appPorts[0];
-  let app: CompiledCluster | undefined;
-  if (first !== undefined) {
-    const protocol = first.appProtocol === 'kubernetes.io/h2c' ? 'h2c' : 'http1';
-    app = {
-      key: `inbound:${l.name}`,
-      service: `inbound:${l.name}`,
-      protocol,
-      endpoints: [{ state: registry.get(l.appAddress, first.port, protocol), pod: undefined, identity: undefined }],
-    };
-  }
+  const app =
+    first === undefined
+      ? undefined
+      : appCluster(`inbound:${l.name}`, `inbound:${l.name}`, l.appAddress, first, registry);
   return { kind: 'inbound', name: l.name, acceptPlaintext: l.acceptPlaintext, app };
+}
+
+/** The pod's app on one of its ports as a one-endpoint cluster, with its metric labels (no route, `key` as backend). */
+export function appCluster(
+  key: string,
+  service: string,
+  address: string,
+  port: InboundListener['appPorts'][number],
+  registry: EndpointRegistry,
+): CompiledCluster {
+  const protocol = port.appProtocol === 'kubernetes.io/h2c' ? 'h2c' : 'http1';
+  return {
+    key,
+    service,
+    protocol,
+    endpoints: [{ state: registry.get(address, port.port, protocol), pod: undefined, identity: undefined }],
+    labels: new RouteLabels(NONE, NONE, key),
+  };
 }
 
 /** The exchange plan of an inbound request, or the error to answer it with. */

@@ -204,7 +204,7 @@ export function createListenerServer(
         }
       } else {
         if (expectsContinue) res.writeContinue();
-        const labels = out.labels ?? metrics.clusterLabels(decision.cluster);
+        const labels = out.labels ?? decision.cluster.labels ?? metrics.none;
         const series = labels.series(stats);
         if (tracing !== undefined) {
           tracing.propagate(decision.headers, trace);

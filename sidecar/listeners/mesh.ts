@@ -16,7 +16,7 @@ import { normalizePath } from '../router/path.ts';
 import type { CompiledCluster } from '../upstream/cluster.ts';
 import type { EndpointRegistry } from '../upstream/endpoint-state.ts';
 import { PEER_IDENTITY_HEADER, TARGET_PORT_HEADER } from '../upstream/mtls.ts';
-import { appPlan } from './inbound.ts';
+import { appCluster, appPlan } from './inbound.ts';
 
 type MeshListener = Extract<Listener, { kind: 'mesh' }>;
 
@@ -37,13 +37,7 @@ export function compileMeshListener(
   const apps = new Map<number, CompiledCluster>();
   for (const p of l.appPorts) {
     if (apps.has(p.port)) continue;
-    const protocol = p.appProtocol === 'kubernetes.io/h2c' ? 'h2c' : 'http1';
-    apps.set(p.port, {
-      key: `mesh:${l.name}:${p.port}`,
-      service: `mesh:${l.name}`,
-      protocol,
-      endpoints: [{ state: registry.get(l.appAddress, p.port, protocol), pod: undefined, identity: undefined }],
-    });
+    apps.set(p.port, appCluster(`mesh:${l.name}:${p.port}`, `mesh:${l.name}`, l.appAddress, p, registry));
   }
   return { kind: 'mesh', name: l.name, trustPrefix: `spiffe://${trustDomain}/`, apps };
 }

@@ -1,6 +1,7 @@
 // Clusters compiled for the request path: only ready endpoints, each bound to its shared state.
 import type { Cluster } from '../config/proxy-config.ts';
 import { ConfigCompileError } from '../errors.ts';
+import type { RouteLabels } from '../metrics.ts';
 import type { EndpointRegistry, EndpointState, UpstreamProtocol } from './endpoint-state.ts';
 
 export interface CompiledEndpoint {
@@ -16,6 +17,8 @@ export interface CompiledCluster {
   readonly service: string;
   readonly protocol: Cluster['protocol'];
   readonly endpoints: readonly CompiledEndpoint[];
+  /** Metric labels of a cluster no route leads to (the pod's app), made once; a routed request takes its route's. */
+  readonly labels?: RouteLabels;
 }
 
 /** How the proxy speaks to endpoints of a cluster (WebSocket clusters are HTTP/1.1 with upgrades). */

@@ -223,3 +223,30 @@ test('series unit: code classes and bucket edges', async (t) => {
   t.is(bucket('3xx', '10'), 0);
   t.is(bucket('3xx', '+Inf'), 1);
 });
+
+test('requests no route leads to (inbound to the app) are counted with the app cluster as backend', async (t) => {
+  const app = await startEchoServer({ pod: 'app' });
+  const p = await startTestProxy({
+    apiVersion: 'weft.dev/v1alpha1',
+    proxy: { id: 'sidecar:ns/pod', mode: 'sidecar', namespace: 'ns', name: 'pod' },
+    trust: { trustDomain: 'cluster.local' },
+    listeners: [
+      {
+        kind: 'inbound',
+        name: 'in',
+        port: 15006,
+        appAddress: '127.0.0.1',
+        appPorts: [{ port: app.port }],
+      },
+    ],
+    routeTables: {},
+    clusters: {},
+  });
+  t.teardown(() => Promise.all([p.close(), app.close()]));
+  const port = p.proxy.addresses.listeners.in.port;
+  t.is((await send(port)).status, 200);
+  t.is((await send(port)).status, 200);
+  const { samples } = parse((await scrape(p.adminPort)).text);
+  const labels = { listener: 'in', route: 'none', rule: 'none', backend: 'inbound:in', code_class: '2xx' };
+  t.is(value(samples, 'weft_proxy_requests_total', labels), 2);
+});
