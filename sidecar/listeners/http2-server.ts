@@ -44,47 +44,72 @@ export function applyHttp2Limits(server: Server, limits: ServerLimits): void {
   limitUpdaters.get(server)?.(limits);
 }
 
+/** How often unfinished bodies are checked: node:http's connectionsCheckingInterval for HTTP/1.1 (listener-server.ts). */
+const BODY_CHECK_INTERVAL_MS = 1_000;
+
 /**
- * Times out a request whose body has not all arrived after `ms`, as HTTP/1.1's requestTimeout
- * does: 408 written on the stream itself (not through the response, which stays unfinished so
- * the exchange under way is aborted like one whose client left), then the stream reset.
+ * Times out a request whose body has not all arrived after its deadline, as HTTP/1.1's requestTimeout does: 408
+ * written on the stream itself (not through the response, which stays unfinished so the exchange under way is
+ * aborted like one whose client left), then the stream reset. One sweep per server, as node:http checks its
+ * connections, instead of a timer and listeners per request.
  */
-function bodyDeadline(req: Http2Request, ms: number): void {
-  const stream = req.stream;
-  const timer = setTimeout(() => {
-    if (req.readableEnded || stream.destroyed) return;
-    if (!stream.headersSent) stream.respond({ ':status': 408, 'content-length': '0' }, { endStream: true });
-    stream.close(constants.NGHTTP2_CANCEL);
-  }, ms);
-  timer.unref();
-  const clear = () => clearTimeout(timer);
-  req.once('end', clear);
-  stream.once('close', clear);
+class BodyDeadlines {
+  readonly #pending = new Map<Http2Request, number>();
+  #timer: NodeJS.Timeout | undefined;
+
+  add(req: Http2Request, ms: number): void {
+    this.#pending.set(req, performance.now() + ms);
+    if (this.#timer === undefined) {
+      this.#timer = setInterval(this.#sweep, BODY_CHECK_INTERVAL_MS);
+      this.#timer.unref();
+    }
+  }
+
+  readonly #sweep = (): void => {
+    const now = performance.now();
+    for (const [req, deadline] of this.#pending) {
+      const stream = req.stream;
+      if (req.readableEnded || stream.destroyed) this.#pending.delete(req);
+      else if (now >= deadline) {
+        this.#pending.delete(req);
+        if (!stream.headersSent) stream.respond({ ':status': 408, 'content-length': '0' }, { endStream: true });
+        stream.close(constants.NGHTTP2_CANCEL);
+      }
+    }
+    if (this.#pending.size === 0) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  };
 }
 
 /** Makes `server` (node:http or node:https, not yet listening) serve HTTP/2 connections too. */
 export function attachHttp2(server: Server, tls: boolean, limits: ServerLimits, handlers: Http2Handlers): void {
   const sessions = new Set<ServerHttp2Session>();
+  const deadlines = new BodyDeadlines();
   const onSession = (session: ServerHttp2Session) => {
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
     // Keep-alive: a connection with no stream open for this long is closed (GOAWAY). The timer
     // restarts on every frame, so it fires again once the last stream has finished.
     let open = 0;
+    const closed = () => {
+      open--;
+    };
     session.on('stream', (stream) => {
       open++;
-      stream.once('close', () => open--);
+      stream.on('close', closed);
     });
     session.setTimeout(limits.keepAliveTimeoutMs, () => {
       if (open === 0) session.close();
     });
   };
   const onRequest = (req: Http2Request, res: Http2Response) => {
-    if (!req.stream.endAfterHeaders) bodyDeadline(req, limits.requestTimeoutMs);
+    if (!req.stream.endAfterHeaders) deadlines.add(req, limits.requestTimeoutMs);
     handlers.request(req as unknown as IncomingMessage, res as unknown as ServerResponse);
   };
   const onCheckContinue = (req: Http2Request, res: Http2Response) => {
-    if (!req.stream.endAfterHeaders) bodyDeadline(req, limits.requestTimeoutMs);
+    if (!req.stream.endAfterHeaders) deadlines.add(req, limits.requestTimeoutMs);
     handlers.checkContinue(req as unknown as IncomingMessage, res as unknown as ServerResponse);
   };
   type Server2 = Http2Server<typeof IncomingMessage, typeof ServerResponse, typeof Http2Request, typeof Http2Response>;
