@@ -1,20 +1,10 @@
-// The same exchange semantics on both forwarding engines, so the benchmark may pick either.
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import test from 'ava';
 import type { Forwarder } from '../../sidecar/upstream/forwarder.ts';
 import { NodeHttpForwarder } from '../../sidecar/upstream/node-http-forwarder.ts';
 import { UndiciForwarder } from '../../sidecar/upstream/undici-forwarder.ts';
 import { startEchoServer } from '../helpers/echo-server.ts';
 import { cluster, edgeConfig, route, send, startTestProxy, to } from './harness.ts';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+import { closedPort } from '../helpers/run-weft.ts';
 
 const engines: [string, () => Forwarder][] = [
   ['undici', () => new UndiciForwarder()],
@@ -42,7 +32,7 @@ for (const [name, make] of engines) {
 
   test(`${name}: refused connection → 503 and retried elsewhere; timeout → 504 with upstream aborted`, async (t) => {
     const echo = await startEchoServer({ pod: 'e' });
-    const dead = await freePort();
+    const dead = await closedPort();
     const p = await startTestProxy(
       edgeConfig({
         clusters: {

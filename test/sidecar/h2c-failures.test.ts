@@ -8,6 +8,7 @@ import test from 'ava';
 import { scrapeUrl } from '../helpers/prometheus.ts';
 import { edgeConfig, route, send, startTestProxy, to } from './harness.ts';
 import { h2Backend, h2Cluster, h2Config } from './h2c-support.ts';
+import { closedPort } from '../helpers/run-weft.ts';
 
 async function http1Backend(t: { teardown(f: () => unknown): void }, handler: Parameters<typeof createServer>[1]) {
   const server = createServer(handler);
@@ -115,17 +116,6 @@ test('a stream the peer refused, or left above its GOAWAY, is sent again on a ne
   t.is(b.sessions.length, before + 1);
   t.is((await send(p.port, { path: '/after' })).status, 200);
 });
-
-/** A port nothing listens on: connections to it are refused. */
-function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 test('refused connection → 503 and the endpoint skipped; timeout → 504 with the backend’s stream cancelled', async (t) => {
   const dead = await closedPort();

@@ -12,14 +12,7 @@ import { HttpProxy3Forwarder } from '../../sidecar/upstream/http-proxy3-forwarde
 import { StaticIdentity } from '../../sidecar/upstream/mtls.ts';
 import { startEchoServer } from '../helpers/echo-server.ts';
 import { cluster, edgeConfig, route, send, startTestProxy, to } from './harness.ts';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+import { closedPort } from '../helpers/run-weft.ts';
 
 test('forwards method, path, headers, streamed and buffered bodies over one kept-alive connection', async (t) => {
   const echo = await startEchoServer({ pod: 'e' });
@@ -76,7 +69,7 @@ test('forwards method, path, headers, streamed and buffered bodies over one kept
 
 test('refused connection → 503; timeout → 504 with the upstream aborted; client abort aborts upstream', async (t) => {
   const echo = await startEchoServer({ pod: 'e' });
-  const dead = await freePort();
+  const dead = await closedPort();
   const p = await startTestProxy(
     edgeConfig({
       clusters: {

@@ -6,14 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import { startEchoServer } from '../helpers/echo-server.ts';
 import { cluster, edgeConfig, route, send, startTestProxy, to } from './harness.ts';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+import { closedPort } from '../helpers/run-weft.ts';
 
 /** A backend that receives requests and never answers them. */
 async function hangingServer(): Promise<{ server: Server; port: number; pending: IncomingMessage[] }> {
@@ -88,7 +81,7 @@ test('several mirrors each get a copy', async (t) => {
 test('a hanging mirror does not hold the response; a refusing one does not fail it', async (t) => {
   const main = await startEchoServer({ pod: 'main' });
   const hanging = await hangingServer();
-  const refusing = await freePort();
+  const refusing = await closedPort();
   const p = await startTestProxy(
     edgeConfig({
       clusters: {

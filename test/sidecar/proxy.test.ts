@@ -12,16 +12,9 @@ import { watchConfigFile } from '../../sidecar/config-file.ts';
 import { startEchoServer } from '../helpers/echo-server.ts';
 import { selfSigned } from '../helpers/self-signed.ts';
 import { cluster, edgeConfig, route, send, startTestProxy, to } from './harness.ts';
+import { closedPort } from '../helpers/run-weft.ts';
 
 const exact = (value: string) => ({ path: { type: 'Exact' as const, value } });
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 async function admin(port: number, path: string) {
   const res = await fetch(`http://127.0.0.1:${port}${path}`);
@@ -217,7 +210,7 @@ test('runProxyCli starts the proxy on a config file', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'weft-cli-'));
   const file = join(dir, 'config.json');
   const v1 = await startEchoServer({ pod: 'v1' });
-  const port = await freePort();
+  const port = await closedPort();
   const config = edgeConfig({
     port,
     clusters: { 'ns/v1': cluster('ns/v1', v1) },

@@ -6,14 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import { startEchoServer } from '../helpers/echo-server.ts';
 import { edgeConfig, route, send, startTestProxy, to } from './harness.ts';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+import { closedPort } from '../helpers/run-weft.ts';
 
 /**
  * Fails the first `?fail=N` requests of each `?id=` (with `?code=` or, without it, by
@@ -177,7 +170,7 @@ test('retries on connection errors when a retry is configured; a small body is s
 
 test('an endpoint that refuses connections is skipped for a while', async (t) => {
   const echo = await startEchoServer({ pod: 'alive' });
-  const dead = await freePort();
+  const dead = await closedPort();
   const p = await startTestProxy(
     edgeConfig({
       clusters: {
@@ -203,7 +196,7 @@ test('an endpoint that refuses connections is skipped for a while', async (t) =>
 
 test('with a retry, a refused endpoint costs no failure at all', async (t) => {
   const echo = await startEchoServer({ pod: 'alive' });
-  const dead = await freePort();
+  const dead = await closedPort();
   const p = await startTestProxy(
     edgeConfig({
       clusters: {

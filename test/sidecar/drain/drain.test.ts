@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import { type EchoServer, startEchoServer } from '../../helpers/echo-server.ts';
 import { cluster, edgeConfig, route, send, startTestProxy, to } from '../harness.ts';
+import { closedPort } from '../../helpers/run-weft.ts';
 
 async function admin(port: number, path: string, method = 'GET') {
   const res = await fetch(`http://127.0.0.1:${port}${path}`, { method });
@@ -64,14 +65,6 @@ function get(port: number, path: string, headers: Record<string, string> = {}, a
     req.end();
   });
   return { answer, head, socket: () => socket };
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 function echoConfig(echo: EchoServer, port?: number) {
@@ -223,7 +216,7 @@ for (const how of ['SIGTERM', 'POST /shutdown'] as const) {
   test.serial(`the CLI process drains on ${how} and exits 0`, async (t) => {
     const echo = await startEchoServer();
     const dir = await mkdtemp(join(tmpdir(), 'weft-drain-'));
-    const port = await freePort();
+    const port = await closedPort();
     const file = join(dir, 'config.json');
     await writeFile(file, JSON.stringify(echoConfig(echo, port)));
     const proc = await startChild(['--mode', 'edge', '--config', file, '--admin-port', '0', '--log-level', 'silent']);

@@ -1,8 +1,6 @@
 // Workload credentials from files (`weft proxy --cert --key --roots`): checked together before use, reloaded when
 // they change, a bad set refused while the previous certificate keeps serving.
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -11,6 +9,7 @@ import { runProxyCli } from '../../../sidecar/cli.ts';
 import { FileIdentitySource } from '../../../sidecar/upstream/mtls-files.ts';
 import { startEchoServer } from '../../helpers/echo-server.ts';
 import { HOUR, type Minted, meshRequest, mint, newCa, ready, serverConfig } from './support.ts';
+import { closedPort } from '../../helpers/run-weft.ts';
 
 const ca = newCa();
 const silent = pino({ level: 'silent' });
@@ -75,21 +74,13 @@ test('open() rejects a set that does not check out, naming the files', async (t)
   });
 });
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 test('weft proxy --cert --key --roots: the mesh listener serves the file certificate and follows it when it changes', async (t) => {
   const { dir, paths, write } = await files(t);
   const app = await startEchoServer();
   const first = mint(ca, 'b', 'b');
   await write(first);
   const config = serverConfig([app.port]);
-  const [meshPort, inboundPort] = [await freePort(), await freePort()];
+  const [meshPort, inboundPort] = [await closedPort(), await closedPort()];
   config.listeners = config.listeners.map((l, i) => ({
     ...l,
     address: '127.0.0.1',
